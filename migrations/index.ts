@@ -1,0 +1,14 @@
+import type { MigrationContext } from './context.js';
+import * as eventStore from './0001_event_store.js';
+
+export interface Migration {
+  name: string;
+  up(context: MigrationContext): Promise<void>;
+  down(context: MigrationContext): Promise<void>;
+}
+
+/**
+ * Every migration, in order. A fixed list in a compiled module rather than a folder knex
+ * scans: knex cannot import .ts files under plain Node or inside vitest.
+ */
+export const migrations: ReadonlyArray<Migration> = [{ name: '0001_event_store', ...eventStore }];

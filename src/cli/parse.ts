@@ -1,0 +1,198 @@
+import yargs, { type Argv } from 'yargs';
+import { UsageError, isValidationError } from '../errors.js';
+import { checkTimeZone, parseCliTime } from '../time.js';
+import type { ExpectedVersion } from '../types.js';
+
+/**
+ * Step one of every command: turn argv into a validated options object, or help text, or
+ * a usage error. Needs no database and no config, so it is tested on its own.
+ */
+
+export interface GlobalOptions {
+  config: string | undefined;
+  databaseUrl: string | undefined;
+  embedded: boolean;
+  json: boolean;
+}
+
+export type Command =
+  | { name: 'migrate' }
+  | { name: 'db'; action: 'start' | 'stop' | 'status' | 'url' }
+  | {
+      name: 'append';
+      aggregateType: string;
+      aggregateId: string;
+      eventType: string;
+      payload: unknown;
+      expectedVersion: ExpectedVersion;
+      actor: string | undefined;
+      reason: string | undefined;
+      occurredAt: string | undefined;
+    }
+  | { name: 'history'; aggregateType: string; aggregateId: string; from: string | undefined; to: string | undefined; tz: string }
+  | { name: 'state'; aggregateType: string; aggregateId: string; asOf: string | undefined; atSequence: number | undefined; tz: string }
+  | { name: 'audit'; aggregateType: string | undefined; aggregateId: string | undefined }
+  | { name: 'demo' };
+
+export type ParsedCli =
+  | { kind: 'output'; text: string }
+  | { kind: 'command'; global: GlobalOptions; command: Command };
+
+const VERSION = '0.1.0';
+
+const EPILOGUE = [
+  "Database: --database-url, else --embedded, else DATABASE_URL, else the config's databaseUrl, else the config's \"embedded: true\". With none of them, commands that need a database exit 2 with \"no database configured\".",
+  'Exit codes: 0 success; 1 a check found problems, an append lost a race, or there was nothing to show; 2 usage, config or connection error.',
+].join('\n\n');
+
+function describeCli(args: string[]): Argv {
+  return yargs(args)
+    .scriptName('hindsight')
+    .usage('$0 <command> [options]\n\nRetrofit event sourcing onto an existing CRUD PostgreSQL database.')
+    .exitProcess(false)
+    .strict()
+    .recommendCommands()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .option('config', { type: 'string', describe: 'config file (default ./hindsight.config.ts, .js or .json)', global: true })
+    .option('database-url', { type: 'string', describe: 'PostgreSQL URL (default DATABASE_URL)', global: true })
+    .option('embedded', { type: 'boolean', default: false, describe: 'use the embedded PostgreSQL kept in ./.hindsight/', global: true })
+    .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout', global: true })
+    .command('migrate', "create or upgrade hindsight's schema (idempotent)")
+    .command('db <action>', 'the embedded PostgreSQL kept in ./.hindsight/', (y) =>
+      y.positional('action', { choices: ['start', 'stop', 'status', 'url'] as const, describe: 'what to do' }),
+    )
+    .command('append <type> <id> <event-type>', 'append one event to an aggregate (operations, scripts)', (y) =>
+      y
+        .positional('type', { type: 'string', describe: 'aggregate type, e.g. account' })
+        .positional('id', { type: 'string', describe: 'aggregate id; a JSON array for a composite key' })
+        .positional('event-type', { type: 'string', describe: 'event type declared for the aggregate' })
+        .option('payload', { type: 'string', demandOption: true, describe: 'the payload as JSON' })
+        .option('expected-version', { type: 'string', default: 'any', describe: 'a number, any, none or exists' })
+        .option('actor', { type: 'string', describe: 'who is doing this (metadata.actor)' })
+        .option('reason', { type: 'string', describe: 'why (metadata.reason)' })
+        .option('occurred-at', { type: 'string', describe: 'business time, ISO-8601 with an offset (default now)' })
+        .example('$0 append account 42 account.credited --payload \'{"amount":100}\' --actor ops --reason "refund #17"', ''),
+    )
+    .command('history <type> <id>', 'the ledger: when, which event, who, why, and which fields changed', (y) =>
+      y
+        .positional('type', { type: 'string' })
+        .positional('id', { type: 'string' })
+        .option('from', { type: 'string', describe: 'start (a date is midnight in --tz)' })
+        .option('to', { type: 'string', describe: 'end (a date includes that whole day)' })
+        .option('tz', { type: 'string', default: 'UTC', describe: 'time zone for bare dates and for output' })
+        .example('$0 history account 42 --from 2026-02-03 --to 2026-02-17 --tz Europe/Berlin', ''),
+    )
+    .command('state <type> <id>', 'projected state, now or at a point in its history', (y) =>
+      y
+        .positional('type', { type: 'string' })
+        .positional('id', { type: 'string' })
+        .option('as-of', { type: 'string', describe: 'state as of this time (a date is midnight in --tz)' })
+        .option('at-sequence', { type: 'string', describe: 'state after this event sequence' })
+        .option('tz', { type: 'string', default: 'UTC', describe: 'time zone for --as-of dates' })
+        .conflicts('as-of', 'at-sequence'),
+    )
+    .command('audit [type] [id]', 'check hash chains; exit 1 naming the first broken event', (y) =>
+      y.positional('type', { type: 'string' }).positional('id', { type: 'string' }),
+    )
+    .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
+    .demandCommand(1, 'give a command; see hindsight --help')
+    .epilogue(EPILOGUE)
+    .help()
+    .alias('help', 'h')
+    .version(VERSION)
+    .fail((message, error) => {
+      throw new UsageError(message || error?.message || 'invalid command line');
+    });
+}
+
+export async function parseCli(args: string[]): Promise<ParsedCli> {
+  let output = '';
+  const argv = (await describeCli(args).parseAsync(args, {}, (_error: unknown, _argv: unknown, text: string) => {
+    output = text ?? '';
+  })) as Record<string, unknown>;
+  if (argv.help || argv.version || output) return { kind: 'output', text: output };
+  const global: GlobalOptions = {
+    config: argv.config as string | undefined,
+    databaseUrl: argv['database-url'] as string | undefined,
+    embedded: Boolean(argv.embedded),
+    json: Boolean(argv.json),
+  };
+  try {
+    return { kind: 'command', global, command: toCommand(argv) };
+  } catch (error) {
+    if (isValidationError(error)) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+function toCommand(argv: Record<string, unknown>): Command {
+  const name = String((argv._ as unknown[])[0]);
+  const text = (key: string) => argv[key] as string | undefined;
+  const required = (key: string) => {
+    const value = text(key);
+    if (value === undefined || value === '') throw new UsageError(`${key} must not be empty`);
+    return value;
+  };
+  switch (name) {
+    case 'migrate':
+    case 'demo':
+      return { name };
+    case 'db':
+      return { name, action: argv.action as 'start' | 'stop' | 'status' | 'url' };
+    case 'append':
+      return {
+        name,
+        aggregateType: required('type'),
+        aggregateId: required('id'),
+        eventType: required('event-type'),
+        payload: parseJson(required('payload'), '--payload'),
+        expectedVersion: parseExpectedVersion(required('expected-version')),
+        actor: text('actor'),
+        reason: text('reason'),
+        occurredAt: text('occurred-at') === undefined ? undefined : parseCliTime(required('occurred-at'), 'UTC'),
+      };
+    case 'history': {
+      const tz = checkTimeZone(required('tz'));
+      const from = text('from') === undefined ? undefined : parseCliTime(required('from'), tz);
+      const to = text('to') === undefined ? undefined : parseCliTime(required('to'), tz, { wholeDay: true });
+      if (from && to && Date.parse(from) >= Date.parse(to)) {
+        throw new UsageError(`--from (${text('from')}) must be before --to (${text('to')})`);
+      }
+      return { name, aggregateType: required('type'), aggregateId: required('id'), from, to, tz };
+    }
+    case 'state': {
+      const tz = checkTimeZone(required('tz'));
+      const atSequence = text('at-sequence');
+      if (atSequence !== undefined && !/^[1-9]\d*$/.test(atSequence)) {
+        throw new UsageError(`--at-sequence must be a whole number from 1, got ${JSON.stringify(atSequence)}`);
+      }
+      return {
+        name,
+        aggregateType: required('type'),
+        aggregateId: required('id'),
+        asOf: text('as-of') === undefined ? undefined : parseCliTime(required('as-of'), tz),
+        atSequence: atSequence === undefined ? undefined : Number(atSequence),
+        tz,
+      };
+    }
+    case 'audit':
+      if (text('id') !== undefined && text('type') === undefined) throw new UsageError('audit: an id needs a type');
+      return { name, aggregateType: text('type'), aggregateId: text('id') };
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(name)}`);
+  }
+}
+
+function parseJson(value: string, flag: string): unknown {
+  try {
+    return JSON.parse(value) as unknown;
+  } catch (error) {
+    throw new UsageError(`${flag} is not valid JSON (${(error as Error).message}); quote it, e.g. --payload '{"amount":100}'`);
+  }
+}
+
+function parseExpectedVersion(value: string): ExpectedVersion {
+  if (value === 'any' || value === 'none' || value === 'exists') return value;
+  if (/^\d+$/.test(value) && Number.isSafeInteger(Number(value))) return Number(value);
+  throw new UsageError(`--expected-version must be a whole number, any, none or exists; got ${JSON.stringify(value)}`);
+}

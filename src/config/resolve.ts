@@ -1,0 +1,155 @@
+import { ConfigError } from '../errors.js';
+import { quoteIdent, parseTableName, type TableName } from '../db/identifiers.js';
+import type { KeyColumn } from '../db/canonicalKey.js';
+import type { EventDefinition } from '../events/defineEvent.js';
+import { genericEventsFor } from '../events/genericEvents.js';
+import type { ProjectorDefinition } from '../projection/defineProjector.js';
+import type { CaptureMode } from '../types.js';
+import { redactUrl } from '../db/redactUrl.js';
+import { parseKeyType } from './keyTypes.js';
+import { configSchema, type ConfigInput } from './schema.js';
+
+/** One aggregate type's declaration, checked and with its SQL pieces prepared. */
+export interface AggregateType {
+  type: string;
+  /** The legacy table, quoted. */
+  table: TableName;
+  /** The table as declared; the prefix of its generic event types (`accounts.updated`). */
+  tableLabel: string;
+  key: ReadonlyArray<KeyColumn>;
+  /** Legacy column -> state field; undefined means every column under its own name. */
+  columns: ReadonlyMap<string, string> | undefined;
+  capture: CaptureMode;
+  /** Every event type this aggregate may have: its domain events and its table's generic ones. */
+  events: ReadonlyMap<string, EventDefinition>;
+  projector: ProjectorDefinition | undefined;
+  requireActor: boolean;
+}
+
+export interface ResolvedConfig {
+  schema: string;
+  /** The schema name quoted for interpolation. */
+  quotedSchema: string;
+  embedded: boolean;
+  databaseUrl: string | undefined;
+  appRoles: ReadonlyArray<string>;
+  aggregates: ReadonlyMap<string, AggregateType>;
+  /** The file the config came from, for messages. */
+  source: string | undefined;
+}
+
+/**
+ * Validates a config object and prepares it for use. Errors name the failing key, what
+ * was expected and what was given; nothing is created from a config that fails here.
+ */
+export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
+  const where = source ? ` in ${source}` : '';
+  const parsed = configSchema.safeParse(input ?? {}, { reportInput: true });
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  - ${formatPath(issue.path)}: ${issue.message}${given(issue)}`);
+    throw new ConfigError(`invalid config${where}:\n${lines.join('\n')}`);
+  }
+  const config = parsed.data;
+  const aggregates = new Map<string, AggregateType>();
+  config.aggregates.forEach((declared, index) => {
+    const at = `aggregates[${index}] (${declared.type})`;
+    const fail = (message: string): never => {
+      throw new ConfigError(`invalid config${where}:\n  - ${at}: ${message}`);
+    };
+    if (aggregates.has(declared.type)) fail(`the aggregate type "${declared.type}" is declared twice`);
+    if (declared.capture !== 'app') {
+      fail(
+        `capture "${declared.capture}" needs the logical-replication listener, which this version of hindsight does not have yet; use capture "app"`,
+      );
+    }
+    const table = parseTableName(declared.table) as TableName;
+    const key = declared.key.map((k) => ({
+      column: k.column,
+      quoted: quoteIdent(k.column),
+      type: parseKeyType(k.type) as Exclude<ReturnType<typeof parseKeyType>, { error: string }>,
+    }));
+    if (new Set(key.map((k) => k.column)).size !== key.length) fail('a key column is listed twice');
+
+    const events = new Map<string, EventDefinition>();
+    for (const generic of genericEventsFor(declared.table)) events.set(generic.type, generic);
+    const genericTypes = new Set(events.keys());
+    for (const event of declared.events) {
+      if (genericTypes.has(event.type)) {
+        fail(`event type "${event.type}" is one of the table's built-in generic events; give the domain event its own name`);
+      }
+      if (events.has(event.type)) fail(`event type "${event.type}" is declared twice`);
+      events.set(event.type, event);
+    }
+    if (declared.projector && declared.projector.aggregateType !== declared.type) {
+      fail(`its projector is for aggregate type "${declared.projector.aggregateType}"`);
+    }
+
+    let columns: Map<string, string> | undefined;
+    if (declared.columns) {
+      columns = new Map();
+      const fields = new Set<string>();
+      for (const [column, spec] of Object.entries(declared.columns)) {
+        const field = spec.field ?? column;
+        if (fields.has(field)) fail(`columns: two legacy columns map to the state field "${field}"`);
+        fields.add(field);
+        columns.set(column, field);
+      }
+    }
+
+    aggregates.set(declared.type, {
+      type: declared.type,
+      table,
+      tableLabel: declared.table,
+      key,
+      columns,
+      capture: declared.capture,
+      events,
+      projector: declared.projector,
+      requireActor: declared.requireActor ?? config.requireActor,
+    });
+  });
+
+  return {
+    schema: config.schema,
+    quotedSchema: quoteIdent(config.schema),
+    embedded: config.embedded,
+    databaseUrl: config.databaseUrl,
+    appRoles: config.appRoles,
+    aggregates,
+    source,
+  };
+}
+
+/** Looks up an aggregate type, with the known types in the message when it is not one. */
+export function aggregateTypeOf(config: ResolvedConfig, type: string): AggregateType {
+  const found = config.aggregates.get(type);
+  if (found) return found;
+  const known = [...config.aggregates.keys()];
+  throw new ConfigError(
+    `unknown aggregate type "${type}"; ${known.length ? `the config declares: ${known.join(', ')}` : 'the config declares no aggregates'}`,
+  );
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out ? `.${String(part)}` : String(part);
+  return out || '(top level)';
+}
+
+function given(issue: { input?: unknown; code?: string }): string {
+  if (!('input' in issue) || issue.code === 'custom' || issue.code === 'unrecognized_keys') return '';
+  const value = issue.input;
+  let text: string;
+  if (value === undefined) text = 'nothing';
+  else if (typeof value === 'function') text = 'a function';
+  else if (typeof value === 'string') text = JSON.stringify(redactUrl(value));
+  else {
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = String(value);
+    }
+  }
+  if (text.length > 80) text = `${text.slice(0, 77)}...`;
+  return ` (given: ${text})`;
+}

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { identifierProblem, parseTableName } from '../db/identifiers.js';
+import { isEventDefinition, type EventDefinition } from '../events/defineEvent.js';
+import { isProjectorDefinition, type ProjectorDefinition } from '../projection/defineProjector.js';
+import { parseKeyType } from './keyTypes.js';
+
+/**
+ * The schema of `hindsight.config.ts` (or .js, .json). One declaration per aggregate
+ * type; later features extend that declaration rather than adding parallel ones.
+ */
+
+const identifier = z.string().superRefine((name, ctx) => {
+  const problem = identifierProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Aggregate type names: letters, digits, `_`, `-` and dots, like event types. */
+const aggregateTypeName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/, {
+    message: 'an aggregate type is a name of letters, digits, _, - and dots, for example "account"',
+  })
+  .max(200);
+
+const keyColumn = z
+  .object({
+    /** The legacy key column. */
+    column: identifier,
+    /** Its exact type: smallint, integer, bigint, uuid, text, varchar(n) or numeric(p,s). */
+    type: z.string().superRefine((declared, ctx) => {
+      const parsed = parseKeyType(declared);
+      if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+    }),
+  })
+  .strict();
+
+/** A column-map entry: the state field a legacy column becomes (default: the column's own name). */
+const columnSpec = z.preprocess(
+  (value) => (typeof value === 'string' ? { field: value } : value),
+  z.object({ field: z.string().min(1).optional() }).strict(),
+);
+
+const aggregate = z
+  .object({
+    /** The aggregate type, e.g. "account". */
+    type: aggregateTypeName,
+    /** The legacy table holding its current state: "table" or "schema.table". */
+    table: z.string().superRefine((table, ctx) => {
+      const parsed = parseTableName(table);
+      if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+    }),
+    /** The key column, or the columns of a composite key, in order. */
+    key: z.preprocess((value) => (Array.isArray(value) ? value : [value]), z.array(keyColumn).min(1)),
+    /** Legacy column -> state field. Default: every column of a row image, under its own name. */
+    columns: z.record(z.string(), columnSpec).optional(),
+    /** Who writes the events: "app" (the wrappers; default), "listener" or "both". */
+    capture: z.enum(['app', 'listener', 'both']).default('app'),
+    /** Domain events made by defineEvent(); the table's generic events are added automatically. */
+    events: z
+      .array(
+        z.custom<EventDefinition>(isEventDefinition, {
+          message: 'expected an event definition made by defineEvent(type, schema)',
+        }),
+      )
+      .default([]),
+    /** A projector made by defineProjector(); default: the column-map fold of the generic events. */
+    projector: z
+      .custom<ProjectorDefinition>(isProjectorDefinition, {
+        message: 'expected a projector made by defineProjector({...})',
+      })
+      .optional(),
+    /** Refuse appends without an actor in their context. Default: the top-level requireActor. */
+    requireActor: z.boolean().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** The PostgreSQL schema for hindsight's own tables. Default "hindsight". */
+    schema: identifier.default('hindsight'),
+    /** Use the embedded PostgreSQL (kept under ./.hindsight/) when no database URL is given. Default false. */
+    embedded: z.boolean().default(false),
+    /** The database URL; `--database-url` and DATABASE_URL take precedence. */
+    databaseUrl: z.string().min(1).optional(),
+    /** Refuse appends whose context has no actor. Default false. */
+    requireActor: z.boolean().default(false),
+    /**
+     * Roles of the application: `migrate` grants them what appends need and revokes
+     * UPDATE, DELETE and TRUNCATE on the events table. Default none.
+     */
+    appRoles: z.array(identifier).default([]),
+    aggregates: z.array(aggregate).default([]),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type AggregateInput = z.input<typeof aggregate>;
+
+/** Identity function that gives a config file its types. */
+export function defineConfig(config: ConfigInput): ConfigInput {
+  return config;
+}

@@ -1,0 +1,81 @@
+/**
+ * hindsight runs its SQL on whatever the caller holds: a node-postgres Client, PoolClient
+ * or Pool, or a knex instance or transaction. Both are described structurally, so the
+ * caller's own objects work without hindsight importing knex, and users of `pg` alone
+ * never load it.
+ *
+ * hindsight's SQL uses `$n` placeholders and selects every column it reads as text, so
+ * results do not depend on pg's global type parsers, which belong to the host app
+ * (hindsight never changes them).
+ */
+
+export interface PgQueryConfig {
+  text: string;
+  values?: unknown[];
+  name?: string;
+}
+
+/** Anything with node-postgres's `query`: Client, PoolClient, Pool. */
+export interface PgQueryable {
+  query(config: PgQueryConfig): Promise<{ rows: any[]; rowCount: number | null }>;
+}
+
+/** The parts of a knex instance or transaction hindsight uses. */
+export interface KnexLike {
+  (tableName?: unknown): unknown;
+  raw(sql: string, bindings?: readonly unknown[]): PromiseLike<any>;
+  isTransaction?: boolean;
+  transaction: (...args: any[]) => any;
+  client: unknown;
+}
+
+/** A database handle from the caller: a pg client or pool, or a knex instance or transaction. */
+export type Db = PgQueryable | KnexLike;
+
+/** hindsight's one way of running SQL on a caller's handle. */
+export interface Sql {
+  /** Runs `text` with `$n` parameters; `name` makes it a prepared statement where the driver allows. */
+  query<Row = Record<string, string | null>>(text: string, values?: readonly unknown[], name?: string): Promise<Row[]>;
+}
+
+export function isKnex(db: unknown): db is KnexLike {
+  return typeof db === 'function' && typeof (db as KnexLike).raw === 'function' && 'client' in (db as object);
+}
+
+export function toSql(db: Db): Sql {
+  if (isKnex(db)) {
+    return {
+      async query(text, values = []) {
+        const { sql, bindings } = toKnexBindings(text, values);
+        const result = await db.raw(sql, bindings);
+        return (result?.rows ?? []) as any[];
+      },
+    };
+  }
+  if (typeof (db as PgQueryable)?.query !== 'function') {
+    throw new TypeError('expected a pg Client, PoolClient or Pool, or a knex instance or transaction');
+  }
+  return {
+    async query(text, values = [], name) {
+      const result = await (db as PgQueryable).query(name ? { name, text, values: [...values] } : { text, values: [...values] });
+      return result.rows;
+    },
+  };
+}
+
+/**
+ * knex binds with `?` in order of appearance; hindsight's SQL uses `$n`, which may repeat
+ * and appear in any order. Rewrites each `$n` to `?` and lists its value in that order.
+ * hindsight's own SQL never contains a literal `?` (knex would take it for a binding).
+ */
+export function toKnexBindings(text: string, values: readonly unknown[]): { sql: string; bindings: unknown[] } {
+  if (text.includes('?')) throw new Error('internal: SQL for knex must not contain "?"');
+  const bindings: unknown[] = [];
+  const sql = text.replace(/\$(\d+)/g, (_, n: string) => {
+    const index = Number(n) - 1;
+    if (index < 0 || index >= values.length) throw new Error(`internal: $${n} has no value`);
+    bindings.push(values[index]);
+    return '?';
+  });
+  return { sql, bindings };
+}

@@ -1,0 +1,135 @@
+import { contextToMetadata, currentContext, withContext, type CaptureContext } from './capture/context.js';
+import type { Recorder } from './capture/recorder.js';
+import { runInTransaction, type IsolationLevel, type TransactionSource } from './capture/runInTransaction.js';
+import { wrapServiceFunction, type ServiceFunction, type WrapOptions } from './capture/wrap.js';
+import { aggregateTypeOf, resolveConfig, type ResolvedConfig } from './config/resolve.js';
+import type { ConfigInput } from './config/schema.js';
+import { keyParameters } from './db/canonicalKey.js';
+import { describeDatabaseError } from './db/describeError.js';
+import { toSql, type Db } from './db/queryable.js';
+import { history, type Ledger } from './projection/history.js';
+import { project, type ProjectAt, type Projection } from './projection/project.js';
+import { append, type AppendInput, type AppendResult } from './store/append.js';
+import { audit, type AuditOptions, type AuditReport } from './store/audit.js';
+import { migrate, type MigrateResult } from './store/migrate.js';
+import { readAggregate, readHead, type AggregateRange } from './store/readAggregate.js';
+import { readAll, type GlobalCheckpoint, type GlobalPage } from './store/readAll.js';
+import { storeTables } from './store/tables.js';
+import type { AggregateIdInput, StoredEvent } from './types.js';
+
+export interface TransactionOptions {
+  /** Merged over the context in effect (withContext) for this transaction's events. */
+  context?: CaptureContext;
+  /** For transactions hindsight opens itself. Default: the server's default (read committed). */
+  isolationLevel?: IsolationLevel;
+}
+
+/** hindsight bound to a config. It never owns a connection: every call takes the caller's handle. */
+export interface Hindsight {
+  readonly config: ResolvedConfig;
+  /** Appends events to one aggregate in the caller's transaction (or as one statement), with the context's metadata. */
+  append(db: Db, input: AppendInput): Promise<AppendResult>;
+  /** Runs `fn` in a transaction with a recorder: the app's writes and its events commit together or not at all. */
+  transaction<T>(db: TransactionSource, fn: (tx: Recorder) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Wraps an existing `(db, ...args) => result` service function so that it also records events, atomically. */
+  wrap<A extends unknown[], R>(fn: ServiceFunction<A, R>, options: WrapOptions<A, R>): (db: TransactionSource, ...args: A) => Promise<R>;
+  /** Runs `fn` with context (actor, reason, correlation id...) for every event recorded inside it. */
+  withContext<T>(context: CaptureContext, fn: () => T): T;
+  /** An aggregate's events in sequence order, optionally a sequence or time range. */
+  readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: AggregateRange): Promise<StoredEvent[]>;
+  /** The gap-safe global read for subscribers: pass the returned checkpoint back to go on. */
+  readAll(db: Db, options?: { after?: GlobalCheckpoint; limit?: number }): Promise<GlobalPage>;
+  /** Projected state now, at a sequence, or as of a time. */
+  project(db: Db, aggregateType: string, aggregateId: AggregateIdInput, at?: ProjectAt): Promise<Projection>;
+  /** The ledger: events that occurred in [from, to) with the fields each changed. */
+  history(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: { from?: string; to?: string }): Promise<Ledger>;
+  /** Checks hash chains, sequences and heads. */
+  audit(db: Db, options?: Omit<AuditOptions, 'aggregateId'> & { aggregateId?: AggregateIdInput }): Promise<AuditReport>;
+  /** The canonical id (as stored in events.aggregate_id) of an aggregate, computed by the database. */
+  canonicalId(db: Db, aggregateType: string, aggregateId: AggregateIdInput): Promise<string>;
+  /** Creates or upgrades hindsight's schema (and the app roles' grants) in the database at `connectionString`. */
+  migrate(connectionString: string): Promise<MigrateResult>;
+}
+
+function isResolved(config: ConfigInput | ResolvedConfig): config is ResolvedConfig {
+  return (config as ResolvedConfig).aggregates instanceof Map;
+}
+
+export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight {
+  const resolved = isResolved(config) ? config : resolveConfig(config);
+  const tables = storeTables(resolved.quotedSchema);
+  const typed = (aggregateType: string, aggregateId: AggregateIdInput) => {
+    const aggregate = aggregateTypeOf(resolved, aggregateType);
+    return { aggregate, keyParams: keyParameters(aggregate.type, aggregate.key, aggregateId) };
+  };
+  const reading = async <T>(doing: string, run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      throw describeDatabaseError(error, doing);
+    }
+  };
+
+  const appendWith = async (db: Db, input: AppendInput, context: CaptureContext): Promise<AppendResult> => {
+    const aggregate = aggregateTypeOf(resolved, input?.aggregateType);
+    return reading(`append to ${aggregate.type}`, () =>
+      append(toSql(db), tables, aggregate, input, contextToMetadata(context)),
+    );
+  };
+
+  const transaction: Hindsight['transaction'] = (db, fn, options = {}) => {
+    const context = { ...currentContext(), ...(options.context ?? {}) };
+    return runInTransaction(
+      db,
+      (txDb) => {
+        const recorder: Recorder = {
+          db: txDb,
+          context,
+          append: (input) => appendWith(txDb, input, context),
+          record: (aggregateType, aggregateId, type, payload, opts = {}) => {
+            const { expectedVersion, ...event } = opts;
+            return appendWith(txDb, { aggregateType, aggregateId, expectedVersion, events: [{ ...event, type, payload }] }, context);
+          },
+        };
+        return fn(recorder);
+      },
+      { isolationLevel: options.isolationLevel },
+    );
+  };
+
+  return {
+    config: resolved,
+    append: (db, input) => appendWith(db, input, currentContext()),
+    transaction,
+    wrap: (fn, options) => wrapServiceFunction(transaction, fn, options),
+    withContext,
+    readAggregate: (db, aggregateType, aggregateId, range) => {
+      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
+      return reading('read aggregate', () => readAggregate(toSql(db), tables, aggregate, keyParams, range));
+    },
+    readAll: (db, options) => reading('read events', () => readAll(toSql(db), tables, options)),
+    project: (db, aggregateType, aggregateId, at) => {
+      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
+      return reading('project', () => project(toSql(db), tables, aggregate, keyParams, at));
+    },
+    history: (db, aggregateType, aggregateId, range) => {
+      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
+      return reading('read history', () => history(toSql(db), tables, aggregate, keyParams, range));
+    },
+    audit: async (db, options = {}) => {
+      const { aggregateId, ...rest } = options;
+      let canonical: string | undefined;
+      if (aggregateId !== undefined) {
+        if (!rest.aggregateType) throw new TypeError('audit: aggregateId needs aggregateType');
+        const { aggregate, keyParams } = typed(rest.aggregateType, aggregateId);
+        canonical = (await reading('audit', () => readHead(toSql(db), tables, aggregate, keyParams))).aggregateId;
+      }
+      return reading('audit', () => audit(toSql(db), tables, { ...rest, aggregateId: canonical }));
+    },
+    canonicalId: async (db, aggregateType, aggregateId) => {
+      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
+      return (await reading('canonical id', () => readHead(toSql(db), tables, aggregate, keyParams))).aggregateId;
+    },
+    migrate: (connectionString) => migrate({ connectionString, schema: resolved.schema, appRoles: resolved.appRoles }),
+  };
+}

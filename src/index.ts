@@ -1,0 +1,72 @@
+/**
+ * hindsight's public API. Everything a user imports is listed here.
+ */
+
+// Config
+export { defineConfig } from './config/schema.js';
+export type { ConfigInput } from './config/schema.js';
+export { loadConfig } from './config/load.js';
+export { resolveConfig } from './config/resolve.js';
+export type { ResolvedConfig, AggregateType } from './config/resolve.js';
+
+// Events and projectors
+export { defineEvent } from './events/defineEvent.js';
+export type { EventDefinition, DefineEventOptions, Upcaster } from './events/defineEvent.js';
+export type { JsonValue } from './events/json.js';
+export type { RowImage } from './events/genericEvents.js';
+export { defineProjector } from './projection/defineProjector.js';
+export type { ProjectorDefinition, DefineProjectorOptions, Handler } from './projection/defineProjector.js';
+
+// The bound API: append, capture, reads, projection, audit
+export { createHindsight } from './hindsight.js';
+export type { Hindsight, TransactionOptions } from './hindsight.js';
+export type { AppendInput, AppendResult, NewEvent } from './store/append.js';
+export type { Recorder } from './capture/recorder.js';
+export type { WrapOptions, ServiceFunction } from './capture/wrap.js';
+export type { IsolationLevel, TransactionSource } from './capture/runInTransaction.js';
+export { withContext, currentContext } from './capture/context.js';
+export type { CaptureContext } from './capture/context.js';
+export { retryOnConflict, isRetryableConflict } from './capture/retry.js';
+export type { RetryOptions } from './capture/retry.js';
+export type { GlobalCheckpoint, GlobalPage } from './store/readAll.js';
+export { START_OF_LOG } from './store/readAll.js';
+export type { AggregateRange } from './store/readAggregate.js';
+export type { Projection, ProjectAt } from './projection/project.js';
+export type { Ledger, LedgerEntry, FieldChange } from './projection/history.js';
+export type { AuditReport, AuditProblem } from './store/audit.js';
+export type { Db, PgQueryable, KnexLike } from './db/queryable.js';
+
+// Schema and the embedded server
+export { migrate } from './store/migrate.js';
+export type { MigrateOptions, MigrateResult } from './store/migrate.js';
+export { startEmbeddedServer, stopEmbeddedServer, embeddedServerStatus } from './db/embedded/server.js';
+export type { EmbeddedServer, EmbeddedServerOptions } from './db/embedded/server.js';
+export { redactUrl } from './db/redactUrl.js';
+
+// Types and errors
+export type {
+  AggregateIdInput,
+  CaptureMode,
+  EventMetadata,
+  EventSource,
+  ExpectedVersion,
+  StoredEvent,
+} from './types.js';
+export {
+  HindsightError,
+  ConfigError,
+  ValidationError,
+  ConcurrencyError,
+  NotFoundError,
+  DatabaseError,
+  EmbeddedServerError,
+  UsageError,
+  isHindsightError,
+  isConfigError,
+  isValidationError,
+  isConcurrencyError,
+  isNotFoundError,
+  isDatabaseError,
+  isEmbeddedServerError,
+  isUsageError,
+} from './errors.js';

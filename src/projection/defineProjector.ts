@@ -1,0 +1,62 @@
+import { ValidationError } from '../errors.js';
+import type { StoredEvent } from '../types.js';
+
+/** A handler folds one event into the state and returns the new state. */
+export type Handler<S> = (state: S, event: StoredEvent<any>) => S;
+
+export interface ProjectorDefinition<S = any> {
+  readonly [PROJECTOR_DEFINITION]: true;
+  readonly aggregateType: string;
+  /** A fresh initial state for each projection. */
+  readonly initial: () => S;
+  readonly handlers: Readonly<Record<string, Handler<S>>>;
+  /** Bump when the handlers change meaning; stored snapshots of older versions are then ignored. */
+  readonly version: number;
+  /** When true, an event type with no handler (and no default fold) is an error instead of skipped. */
+  readonly strict: boolean;
+}
+
+export interface DefineProjectorOptions<S> {
+  aggregateType: string;
+  /** The state before the first event: a value (copied for each projection) or a factory. */
+  initial: S | (() => S);
+  handlers: Record<string, Handler<S>>;
+  /** Default 1. */
+  version?: number;
+  /** Default false: events with no handler are skipped. */
+  strict?: boolean;
+}
+
+export const PROJECTOR_DEFINITION = Symbol.for('hindsight.projectorDefinition');
+
+export function defineProjector<S>(options: DefineProjectorOptions<S>): ProjectorDefinition<S> {
+  const where = `defineProjector(${JSON.stringify(options?.aggregateType)})`;
+  if (typeof options?.aggregateType !== 'string' || options.aggregateType === '') {
+    throw new ValidationError(`${where}: aggregateType must be a non-empty string`);
+  }
+  const version = options.version ?? 1;
+  if (!Number.isInteger(version) || version < 1) {
+    throw new ValidationError(`${where}: version must be a whole number from 1, got ${String(version)}`);
+  }
+  if (typeof options.handlers !== 'object' || options.handlers === null) {
+    throw new ValidationError(`${where}: handlers must be an object of event type to function`);
+  }
+  for (const [type, handler] of Object.entries(options.handlers)) {
+    if (typeof handler !== 'function') {
+      throw new ValidationError(`${where}: handlers["${type}"] must be a function, got ${typeof handler}`);
+    }
+  }
+  const { initial } = options;
+  return Object.freeze({
+    [PROJECTOR_DEFINITION]: true as const,
+    aggregateType: options.aggregateType,
+    initial: typeof initial === 'function' ? (initial as () => S) : () => structuredClone(initial),
+    handlers: Object.freeze({ ...options.handlers }),
+    version,
+    strict: options.strict ?? false,
+  });
+}
+
+export function isProjectorDefinition(value: unknown): value is ProjectorDefinition {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PROJECTOR_DEFINITION] === true;
+}

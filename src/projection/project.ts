@@ -1,0 +1,79 @@
+import type { AggregateType } from '../config/resolve.js';
+import type { Sql } from '../db/queryable.js';
+import { ValidationError } from '../errors.js';
+import { readAggregate, readHead, sequenceAsOf } from '../store/readAggregate.js';
+import type { StoreTables } from '../store/tables.js';
+import { foldEvents, initialFold } from './fold.js';
+
+export interface ProjectAt {
+  /** Project as of this time (timestamptz text with an offset): the prefix before the first event after it. */
+  asOf?: string;
+  /** Project up to and including this sequence. */
+  atSequence?: number;
+}
+
+export type Projection<S = any> =
+  | { found: true; aggregateId: string; state: S; version: number; deleted: boolean; latestVersion: number }
+  | { found: false; aggregateId: string; reason: 'no-events' | 'no-history-before'; message: string; latestVersion: number };
+
+/**
+ * An aggregate's state now, at a sequence, or as of a time. Before the aggregate's first
+ * event the answer is "no history before <time>", not the initial state: the legacy row
+ * may have existed, hindsight just did not see it.
+ */
+export async function project(
+  sql: Sql,
+  tables: StoreTables,
+  aggregate: AggregateType,
+  keyParams: readonly string[],
+  at: ProjectAt = {},
+): Promise<Projection> {
+  if (at.asOf !== undefined && at.atSequence !== undefined) {
+    throw new ValidationError('give asOf or atSequence, not both');
+  }
+  let head: { aggregateId: string; version: number };
+  let upTo: number;
+  if (at.asOf !== undefined) {
+    const [found, asOf] = await Promise.all([
+      readHead(sql, tables, aggregate, keyParams),
+      sequenceAsOf(sql, tables, aggregate, keyParams, at.asOf),
+    ]);
+    head = found;
+    upTo = asOf.sequence;
+    if (head.version > 0 && upTo === 0) {
+      return {
+        found: false,
+        aggregateId: head.aggregateId,
+        reason: 'no-history-before',
+        message: `no history before ${at.asOf}: the first event of ${aggregate.type} ${head.aggregateId} is later`,
+        latestVersion: head.version,
+      };
+    }
+  } else {
+    head = await readHead(sql, tables, aggregate, keyParams);
+    if (at.atSequence !== undefined) {
+      if (!Number.isSafeInteger(at.atSequence) || at.atSequence < 1) {
+        throw new ValidationError(`atSequence must be a whole number from 1, got ${String(at.atSequence)}`, { path: 'atSequence' });
+      }
+      if (head.version > 0 && at.atSequence > head.version) {
+        throw new ValidationError(
+          `${aggregate.type} ${head.aggregateId} is at version ${head.version}; there is no sequence ${at.atSequence}`,
+          { path: 'atSequence' },
+        );
+      }
+    }
+    upTo = at.atSequence ?? head.version;
+  }
+  if (head.version === 0) {
+    return {
+      found: false,
+      aggregateId: head.aggregateId,
+      reason: 'no-events',
+      message: `${aggregate.type} ${head.aggregateId} has no events`,
+      latestVersion: 0,
+    };
+  }
+  const events = await readAggregate(sql, tables, aggregate, keyParams, { toSequence: upTo });
+  const folded = foldEvents(aggregate, events, initialFold(aggregate));
+  return { found: true, aggregateId: head.aggregateId, ...folded, latestVersion: head.version };
+}

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { AggregateType } from '../config/resolve.js';
+import { displayId, keyParameters } from '../db/canonicalKey.js';
+import type { Sql } from '../db/queryable.js';
+import { ValidationError } from '../errors.js';
+import { validatePayload } from '../events/defineEvent.js';
+import { toJsonText } from '../events/json.js';
+import { toTimestampParam } from '../time.js';
+import type { AggregateIdInput, EventMetadata, ExpectedVersion } from '../types.js';
+import { appendEvents, type AppendRow } from './appendEvents.js';
+import type { StoreTables } from './tables.js';
+
+export interface NewEvent {
+  /** A type declared for the aggregate (a domain event or one of its table's generic events). */
+  type: string;
+  payload: unknown;
+  /** Added to the transaction context's metadata (actor, reason, ...); wins on conflicts. */
+  metadata?: EventMetadata;
+  /** Business time: a Date or ISO-8601 with an offset. Default: the transaction's now(). */
+  occurredAt?: Date | string;
+  /** A UUID chosen by the caller (for idempotent retries); default a random one. */
+  eventId?: string;
+}
+
+export interface AppendInput {
+  aggregateType: string;
+  aggregateId: AggregateIdInput;
+  events: NewEvent[];
+  /** Default "any". */
+  expectedVersion?: ExpectedVersion;
+}
+
+export interface AppendResult {
+  aggregateType: string;
+  /** The canonical id as stored. */
+  aggregateId: string;
+  eventIds: string[];
+  /** Sequences of the appended events, in order. */
+  sequences: number[];
+  /** The aggregate's version after the append. */
+  version: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Validates every event of an append before anything is sent: a payload failing its
+ * schema, an unknown type, bad metadata or a bad time throws a ValidationError and
+ * writes nothing (and does not abort the caller's transaction).
+ */
+export function prepareRows(aggregate: AggregateType, events: readonly NewEvent[], baseMetadata: EventMetadata): AppendRow[] {
+  if (!Array.isArray(events) || events.length === 0) {
+    throw new ValidationError(`append to ${aggregate.type}: events must be a non-empty array`, { path: 'events' });
+  }
+  return events.map((event, index) => {
+    const at = `events[${index}]`;
+    const definition = aggregate.events.get(event?.type);
+    if (!definition) {
+      const known = [...aggregate.events.keys()].join(', ');
+      throw new ValidationError(
+        `${at}: ${JSON.stringify(event?.type)} is not an event type of ${aggregate.type}; declared: ${known}`,
+        { path: `${at}.type` },
+      );
+    }
+    const payload = validatePayload(definition, event.payload);
+    const metadata = { ...baseMetadata, ...(event.metadata ?? {}) };
+    if (event.metadata !== undefined && (typeof event.metadata !== 'object' || event.metadata === null || Array.isArray(event.metadata))) {
+      throw new ValidationError(`${at}.metadata must be an object`, { path: `${at}.metadata` });
+    }
+    if (aggregate.requireActor && (typeof metadata.actor !== 'string' || metadata.actor.trim() === '')) {
+      throw new ValidationError(
+        `${at}: ${aggregate.type} requires an actor; set one with withContext({ actor }) or the transaction's context`,
+        { path: `${at}.metadata.actor` },
+      );
+    }
+    if (event.eventId !== undefined && (typeof event.eventId !== 'string' || !UUID.test(event.eventId))) {
+      throw new ValidationError(`${at}.eventId must be a UUID, got ${JSON.stringify(event.eventId)}`, { path: `${at}.eventId` });
+    }
+    return {
+      eventId: event.eventId ?? randomUUID(),
+      type: definition.type,
+      schemaVersion: definition.version,
+      payload: toJsonText(payload, `${at}.payload`),
+      metadata: toJsonText(metadata, `${at}.metadata`),
+      occurredAt: event.occurredAt === undefined ? null : toTimestampParam(event.occurredAt, `${at}.occurredAt`),
+      source: 'app',
+      sourceCommitLsn: null,
+      sourceOrdinal: null,
+      sourceXid: null,
+    };
+  });
+}
+
+export function checkExpectedVersion(expected: unknown): ExpectedVersion {
+  if (expected === undefined) return 'any';
+  if (expected === 'any' || expected === 'none' || expected === 'exists') return expected;
+  if (typeof expected === 'number' && Number.isSafeInteger(expected) && expected >= 0) return expected;
+  throw new ValidationError(
+    `expectedVersion must be a whole number from 0, "any", "none" or "exists"; got ${JSON.stringify(expected)}`,
+    { path: 'expectedVersion' },
+  );
+}
+
+/** Appends events to one aggregate inside the caller's transaction (or as one statement). */
+export async function append(
+  sql: Sql,
+  tables: StoreTables,
+  aggregate: AggregateType,
+  input: AppendInput,
+  baseMetadata: EventMetadata = {},
+): Promise<AppendResult> {
+  const expected = checkExpectedVersion(input.expectedVersion);
+  const keyParams = keyParameters(aggregate.type, aggregate.key, input.aggregateId);
+  const rows = prepareRows(aggregate, input.events, baseMetadata);
+  const outcome = await appendEvents(sql, tables, aggregate, keyParams, displayId(input.aggregateId), rows, expected);
+  return {
+    aggregateType: aggregate.type,
+    aggregateId: outcome.aggregateId,
+    eventIds: rows.map((r) => r.eventId),
+    sequences: rows.map((_, i) => outcome.fromVersion + i + 1),
+    version: outcome.toVersion,
+  };
+}

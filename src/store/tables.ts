@@ -1,0 +1,19 @@
+/** Table, column and function names of the event store, kept in one place. */
+export interface StoreTables {
+  schema: string;
+  events: string;
+  heads: string;
+  eventHash: string;
+}
+
+export function storeTables(quotedSchema: string): StoreTables {
+  return {
+    schema: quotedSchema,
+    events: `${quotedSchema}.events`,
+    heads: `${quotedSchema}.heads`,
+    eventHash: `${quotedSchema}.event_hash`,
+  };
+}
+
+/** The empty hash an aggregate's first event chains from. */
+export const GENESIS_HASH = `'\\x'::bytea`;
