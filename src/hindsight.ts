@@ -45,6 +45,8 @@ export interface Hindsight {
   history(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: { from?: string; to?: string }): Promise<Ledger>;
   /** Checks hash chains, sequences and heads. */
   audit(db: Db, options?: Omit<AuditOptions, 'aggregateId'> & { aggregateId?: AggregateIdInput }): Promise<AuditReport>;
+  /** An aggregate's current version (the sequence of its last event; 0 when it has none), for read-decide-append loops. */
+  version(db: Db, aggregateType: string, aggregateId: AggregateIdInput): Promise<number>;
   /** The canonical id (as stored in events.aggregate_id) of an aggregate, computed by the database. */
   canonicalId(db: Db, aggregateType: string, aggregateId: AggregateIdInput): Promise<string>;
   /** Creates or upgrades hindsight's schema (and the app roles' grants) in the database at `connectionString`. */
@@ -125,6 +127,10 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
         canonical = (await reading('audit', () => readHead(toSql(db), tables, aggregate, keyParams))).aggregateId;
       }
       return reading('audit', () => audit(toSql(db), tables, { ...rest, aggregateId: canonical }));
+    },
+    version: async (db, aggregateType, aggregateId) => {
+      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
+      return (await reading('read version', () => readHead(toSql(db), tables, aggregate, keyParams))).version;
     },
     canonicalId: async (db, aggregateType, aggregateId) => {
       const { aggregate, keyParams } = typed(aggregateType, aggregateId);

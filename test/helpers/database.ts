@@ -74,3 +74,28 @@ export function useTestDatabase(fileUrl: string, options: { url?: () => string }
     urlFor: (database) => databaseUrlFor(serverUrl, database),
   };
 }
+
+/**
+ * A server URL with superuser rights and wal_level=logical: the run's server when it has
+ * them, otherwise an embedded server of this file's own (DATABASE_URL may point at a
+ * server without them).
+ */
+export function usePrivilegedServer(): () => string {
+  let url = '';
+  let own: { stop(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    const capabilities = inject('capabilities');
+    if (capabilities.superuser && capabilities.walLogical) {
+      url = inject('databaseUrl');
+      return;
+    }
+    const { startTestServer } = await import('./testServer.js');
+    const server = await startTestServer('privileged');
+    own = server;
+    url = server.url;
+  });
+  afterAll(async () => {
+    await own?.stop();
+  });
+  return () => url;
+}
