@@ -35,12 +35,17 @@ export interface DefineEventOptions {
 
 export const EVENT_DEFINITION = Symbol.for('hindsight.eventDefinition');
 
-/** Event types are dotted names: `account.credited`, `accounts.updated`. */
-const EVENT_TYPE = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
+/**
+ * Event types are names such as `account.credited`; generic ones start with the table
+ * name (`accounts.updated`), which may hold any character a quoted identifier can. So
+ * only what would make a type unreadable is refused: white space, control characters,
+ * an empty name, more than 200 characters.
+ */
+const EVENT_TYPE = /^[^\s\p{Cc}]{1,200}$/u;
 
-export function eventTypeProblem(type: string): string | undefined {
-  if (!EVENT_TYPE.test(type) || type.length > 200) {
-    return `"${type}" is not a valid event type: use dotted names of letters, digits, _ and - (for example "account.credited"), at most 200 characters`;
+export function eventTypeProblem(type: unknown): string | undefined {
+  if (typeof type !== 'string' || !EVENT_TYPE.test(type)) {
+    return `${JSON.stringify(type)} is not a valid event type: use a name such as "account.credited", without spaces or control characters, at most 200 characters`;
   }
   return undefined;
 }

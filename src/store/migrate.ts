@@ -33,7 +33,14 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const quoted = quoteIdent(schema);
   const { default: knexFactory } = await import('knex');
   // One connection, so the advisory lock and the migrations share a session.
-  const knex = knexFactory({ client: 'pg', connection: options.connectionString, pool: { min: 0, max: 1 } });
+  const quiet = () => undefined; // the library never prints; failures surface as errors
+  const knex = knexFactory({
+    client: 'pg',
+    connection: options.connectionString,
+    pool: { min: 0, max: 1 },
+    acquireConnectionTimeout: 15_000,
+    log: { warn: quiet, error: quiet, deprecate: quiet, debug: quiet },
+  });
   try {
     const version = await knex.raw(`SELECT current_setting('server_version_num')::int AS v`);
     if (Number(version.rows[0].v) < MIN_SERVER_VERSION) {

@@ -6,6 +6,7 @@ import type { Hindsight } from '../../src/hindsight.js';
 import { migrate } from '../../src/store/migrate.js';
 import { usePrivilegedServer, useTestDatabase } from '../helpers/database.js';
 import { countEvents, prepareStore } from '../helpers/fixtures.js';
+import { runCli, scratchDir, writeTestConfig } from '../helpers/cli.js';
 
 const serverUrl = usePrivilegedServer();
 const db = useTestDatabase(import.meta.url, { url: serverUrl });
@@ -151,6 +152,18 @@ describe('audit finds what a superuser changed around the triggers', () => {
       ['4', 'sequence', 4],
       ['5', 'head', 4],
     ]);
+
+    // the CLI exits 1 and names the first broken event of each chain
+    const cwd = await scratchDir('audit');
+    await writeTestConfig(cwd);
+    const result = await runCli(['audit', '--database-url', db.url], { cwd });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('5 broken chains');
+    expect(result.stdout).toMatch(/account 1 at sequence 3: event 3 \(global position \d+\) does not match its hash/);
+    expect(result.stdout).toMatch(/account 4 at sequence 4: sequence 4 is event number 3 of the chain: events before it are missing/);
+    expect(result.stdout).toMatch(/account 5 at sequence 4: the head records version 5, but the last event is 4/);
+    const one = await runCli(['audit', 'account', '6', '--database-url', db.url], { cwd });
+    expect(one.code).toBe(0);
   });
 
   test('an intact log passes under any session TimeZone and DateStyle', async () => {

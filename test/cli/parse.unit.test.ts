@@ -1,0 +1,94 @@
+import { describe, expect, test } from 'vitest';
+import { parseCli } from '../../src/cli/parse.js';
+import { isUsageError } from '../../src/errors.js';
+
+async function usageError(args: string[]): Promise<string> {
+  const error = await parseCli(args).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isUsageError(error)) throw new Error(`expected a usage error for ${args.join(' ')}, got ${String(error)}`);
+  return error.message;
+}
+
+async function command(args: string[]) {
+  const parsed = await parseCli(args);
+  if (parsed.kind !== 'command') throw new Error('expected a command');
+  return parsed;
+}
+
+describe('parsing the command line (no database)', () => {
+  test('--help teaches: every command, the database rule and the exit codes', async () => {
+    const parsed = await parseCli(['--help']);
+    expect(parsed.kind).toBe('output');
+    const text = (parsed as { text: string }).text.replace(/\s+/g, ' ');
+    for (const word of ['migrate', 'db <action>', 'append', 'history', 'state', 'audit', 'no database configured', 'Exit codes']) {
+      expect(text).toContain(word);
+    }
+  });
+
+  test('a command --help shows its own options and examples', async () => {
+    const parsed = await parseCli(['history', '--help']);
+    expect((parsed as { text: string }).text).toMatch(/--from[\s\S]*--to[\s\S]*--tz[\s\S]*Europe\/Berlin/);
+  });
+
+  test('global options', async () => {
+    const parsed = await command(['migrate', '--database-url', 'postgres://u:p@h/db', '--json', '--config', 'x.json']);
+    expect(parsed.global).toEqual({ config: 'x.json', databaseUrl: 'postgres://u:p@h/db', embedded: false, json: true });
+  });
+
+  test('append: JSON payload, expected version, metadata flags, business time', async () => {
+    const parsed = await command([
+      'append', 'account', '42', 'account.credited', '--payload', '{"amount":100}', '--expected-version', '3',
+      '--actor', 'ops', '--reason', 'refund', '--occurred-at', '2026-02-03T10:00:00+01:00',
+    ]);
+    expect(parsed.command).toEqual({
+      name: 'append',
+      aggregateType: 'account',
+      aggregateId: '42',
+      eventType: 'account.credited',
+      payload: { amount: 100 },
+      expectedVersion: 3,
+      actor: 'ops',
+      reason: 'refund',
+      occurredAt: '2026-02-03T10:00:00+01:00',
+    });
+    expect((await command(['append', 'a', '1', 'e', '--payload', '{}', '--expected-version', 'none'])).command).toMatchObject({ expectedVersion: 'none' });
+  });
+
+  test('history: bare dates are midnight in --tz, and --to includes its whole day', async () => {
+    const parsed = await command(['history', 'account', '42', '--from', '2026-02-03', '--to', '2026-02-17', '--tz', 'Europe/Berlin']);
+    expect(parsed.command).toMatchObject({ from: '2026-02-02T23:00:00Z', to: '2026-02-17T23:00:00Z', tz: 'Europe/Berlin' });
+    const utc = await command(['history', 'account', '42', '--from', '2026-02-03T09:30']);
+    expect(utc.command).toMatchObject({ from: '2026-02-03T09:30:00Z', to: undefined, tz: 'UTC' });
+  });
+
+  test('state: --as-of and --at-sequence', async () => {
+    expect((await command(['state', 'account', '1', '--as-of', '2026-02-10', '--tz', 'America/New_York'])).command).toMatchObject({ asOf: '2026-02-10T05:00:00Z' });
+    expect((await command(['state', 'account', '1', '--at-sequence', '7'])).command).toMatchObject({ atSequence: 7, asOf: undefined });
+  });
+
+  test('audit takes an optional type and id', async () => {
+    expect((await command(['audit'])).command).toEqual({ name: 'audit', aggregateType: undefined, aggregateId: undefined });
+    expect((await command(['audit', 'account', '7'])).command).toEqual({ name: 'audit', aggregateType: 'account', aggregateId: '7' });
+  });
+
+  test.each([
+    [[], /give a command/],
+    [['frobnicate'], /Unknown argument: frobnicate/],
+    [['db', 'explode'], /Invalid values/],
+    [['state', 'account'], /Not enough non-option arguments/],
+    [['append', 'account', '1', 'account.credited'], /Missing required argument: payload/],
+    [['append', 'account', '1', 'account.credited', '--payload', '{amount: 1}'], /--payload is not valid JSON/],
+    [['append', 'a', '1', 'e', '--payload', '{}', '--expected-version', 'latest'], /--expected-version must be a whole number, any, none or exists/],
+    [['append', 'a', '1', 'e', '--payload', '{}', '--occurred-at', 'yesterday'], /"yesterday" is not a time/],
+    [['history', 'account', '1', '--from', '2026-02-30'], /not a real date/],
+    [['history', 'account', '1', '--tz', 'Mars/Olympus'], /unknown time zone "Mars\/Olympus"/],
+    [['history', 'account', '1', '--from', '2026-02-17', '--to', '2026-02-03'], /--from .* must be before --to/],
+    [['state', 'account', '1', '--as-of', '2026-02-01', '--at-sequence', '3'], /mutually exclusive/],
+    [['state', 'account', '1', '--at-sequence', '0'], /--at-sequence must be a whole number from 1/],
+    [['state', 'account', '1', '--bogus'], /Unknown argument: bogus/],
+  ])('%j is a usage error', async (args, message) => {
+    expect(await usageError(args as string[])).toMatch(message);
+  });
+});

@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { main } from '../../src/cli/main.js';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in-process, with output captured and a chosen cwd and environment. */
+export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    isTTY: false,
+    env: options.env ?? {},
+    cwd: options.cwd ?? process.cwd(),
+  });
+  return { code, stdout, stderr };
+}
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/hindsight.js');
+
+/** Runs the real `hindsight` bin as a child process (needs the build that `npm test` runs first). */
+export function runBin(args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { PATH: process.env.PATH, ...options.env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** A scratch folder inside the repository (so a config file's imports resolve), readable by other OS users. */
+export async function scratchDir(prefix: string): Promise<string> {
+  const parent = path.resolve(import.meta.dirname, '../../node_modules/.cache');
+  await fs.mkdir(parent, { recursive: true });
+  const dir = await fs.mkdtemp(path.join(parent, `${prefix}-`));
+  await fs.chmod(dir, 0o755);
+  return dir;
+}
+
+/** A TS config file exporting the test fixtures' config, as a user's hindsight.config.ts would. */
+export async function writeTestConfig(dir: string, extra = ''): Promise<string> {
+  const fixtures = path.resolve(import.meta.dirname, 'fixtures.ts');
+  const file = path.join(dir, 'hindsight.config.ts');
+  await fs.writeFile(file, `import { testConfig } from ${JSON.stringify(fixtures)};\nexport default testConfig({ ${extra} });\n`);
+  return file;
+}

@@ -1,0 +1,28 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect, test } from 'vitest';
+import { migrations } from '../../migrations/index.js';
+
+/**
+ * Shipped migrations are frozen: databases that ran them will never run them again, so
+ * an edit would make an upgraded schema differ from a fresh one. Change the schema with
+ * a new migration, and add its checksum here when it ships.
+ */
+const SHIPPED: Record<string, string> = {
+  '0001_event_store.ts': '72bbc78d22b7e7f9cc4dcbae756c9f99c8f8903e7266a5f839d4ac6cf1338503',
+};
+
+const folder = path.resolve(import.meta.dirname, '../../migrations');
+
+test('shipped migration files are unchanged', () => {
+  for (const [file, checksum] of Object.entries(SHIPPED)) {
+    const actual = createHash('sha256').update(fs.readFileSync(path.join(folder, file))).digest('hex');
+    expect({ file, checksum: actual }).toEqual({ file, checksum });
+  }
+});
+
+test('every migration in the list has a file, in order, and none is missing from the list', () => {
+  const files = fs.readdirSync(folder).filter((f) => /^\d{4}_.+\.ts$/.test(f)).sort();
+  expect(migrations.map((m) => `${m.name}.ts`)).toEqual(files);
+});

@@ -1,0 +1,87 @@
+import { beforeAll, expect, test } from 'vitest';
+import { resolveConfig } from '../../src/config/resolve.js';
+import type { Sql } from '../../src/db/queryable.js';
+import { appendEvents } from '../../src/store/appendEvents.js';
+import { prepareRows } from '../../src/store/append.js';
+import { readAggregate, readHead, sequenceAsOf } from '../../src/store/readAggregate.js';
+import { readAll } from '../../src/store/readAll.js';
+import { storeTables } from '../../src/store/tables.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { prepareStore, testConfig } from '../helpers/fixtures.js';
+
+const db = useTestDatabase(import.meta.url);
+const config = resolveConfig(testConfig());
+const account = config.aggregates.get('account')!;
+const tables = storeTables(config.quotedSchema);
+
+beforeAll(async () => {
+  await prepareStore(db);
+  // 200,000 events: 2,000 accounts of 100 events, one a minute (the hashes are not a chain: only plans matter here)
+  await db.pool.query(`
+    INSERT INTO hindsight.events (aggregate_type, aggregate_id, sequence, event_type, payload, occurred_at, hash)
+    SELECT 'account', (g / 100)::text, g % 100 + 1, 'account.credited', jsonb_build_object('amount', 1),
+           timestamptz '2026-01-01 00:00Z' + g * interval '1 minute', sha256(g::text::bytea)
+    FROM generate_series(0, 199999) g`);
+  await db.pool.query(`
+    INSERT INTO hindsight.heads SELECT 'account', g::text, 100, sha256(g::text::bytea) FROM generate_series(0, 1999) g`);
+  await db.pool.query('ANALYZE hindsight.events; ANALYZE hindsight.heads');
+});
+
+/** Runs the library's real queries, keeping their SQL and values to EXPLAIN them. */
+function capturing(): { sql: Sql; captured: Array<{ text: string; values: readonly unknown[] }> } {
+  const captured: Array<{ text: string; values: readonly unknown[] }> = [];
+  return {
+    captured,
+    sql: {
+      async query(text, values = []) {
+        captured.push({ text, values });
+        return (await db.pool.query(text, [...values])).rows;
+      },
+    },
+  };
+}
+
+async function scansOfEvents(text: string, values: readonly unknown[]): Promise<string[]> {
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN'); // EXPLAIN of a data-modifying statement plans it without running it; roll back anyway
+    const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${text}`, [...values]);
+    const scans: string[] = [];
+    const walk = (node: Record<string, unknown>) => {
+      if (node['Relation Name'] === 'events') scans.push(String(node['Node Type']));
+      for (const child of (node.Plans as Array<Record<string, unknown>> | undefined) ?? []) walk(child);
+    };
+    walk((rows[0]['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0]!.Plan);
+    return scans;
+  } finally {
+    await client.query('ROLLBACK');
+    client.release();
+  }
+}
+
+const key = ['1234'];
+
+test.each([
+  ['the per-aggregate read', (sql: Sql) => readAggregate(sql, tables, account, key)],
+  ['the per-aggregate read from a sequence', (sql: Sql) => readAggregate(sql, tables, account, key, { fromSequence: 50 })],
+  ['the per-aggregate time-range read', (sql: Sql) => readAggregate(sql, tables, account, key, { from: '2026-01-01T20:00:00Z', to: '2026-01-01T21:00:00Z' })],
+  ['the as-of query', (sql: Sql) => sequenceAsOf(sql, tables, account, key, '2026-01-01T20:45:00Z')],
+  ['the head lookup', (sql: Sql) => readHead(sql, tables, account, key)],
+  ['the gap-safe global read', (sql: Sql) => readAll(sql, tables, { after: { transactionId: '1', globalPosition: 100_000 }, limit: 100 })],
+  [
+    'the append statement',
+    (sql: Sql) => appendEvents(sql, tables, account, key, '1234', prepareRows(account, [{ type: 'account.credited', payload: { amount: 1 } }], {}), 'any'),
+  ],
+])('on 200,000 events, %s does not scan the events table sequentially', async (_name, run) => {
+  const { sql, captured } = capturing();
+  await run(sql);
+  expect(captured.length).toBeGreaterThan(0);
+  for (const { text, values } of captured) {
+    const scans = await scansOfEvents(text, values);
+    expect(scans).not.toContain('Seq Scan');
+  }
+});
+
+test('control: the plan walker does see a sequential scan where there is one', async () => {
+  expect(await scansOfEvents(`SELECT * FROM hindsight.events WHERE payload->>'amount' = $1`, ['2'])).toContain('Seq Scan');
+});

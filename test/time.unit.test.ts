@@ -1,0 +1,28 @@
+import { describe, expect, test } from 'vitest';
+import { formatInstant, parseCliTime, toTimestampParam, toUtcIso, zoneOffsetMinutes } from '../src/time.js';
+
+describe('times', () => {
+  test('business times need an offset; Dates are exact to the millisecond', () => {
+    expect(toTimestampParam('2026-02-03T10:00:00.123456+01:00', 'at')).toBe('2026-02-03T10:00:00.123456+01:00');
+    expect(toTimestampParam(new Date('2026-02-03T10:00:00.5Z'), 'at')).toBe('2026-02-03T10:00:00.500Z');
+    expect(() => toTimestampParam('2026-02-03T10:00:00', 'at')).toThrow(/with an offset/);
+    expect(() => toTimestampParam(new Date('nope'), 'at')).toThrow(/invalid Date/);
+    expect(() => toTimestampParam('2026-13-01T00:00:00Z', 'at')).toThrow(/not a real date/);
+  });
+
+  test('CLI times: bare dates are midnight in the zone, across daylight saving changes', () => {
+    expect(parseCliTime('2026-03-29', 'Europe/Berlin')).toBe('2026-03-28T23:00:00Z');
+    expect(parseCliTime('2026-03-30', 'Europe/Berlin')).toBe('2026-03-29T22:00:00Z');
+    expect(parseCliTime('2026-03-29', 'Europe/Berlin', { wholeDay: true })).toBe('2026-03-29T22:00:00Z');
+    expect(parseCliTime('2026-02-03T09:15:30.000001', 'UTC')).toBe('2026-02-03T09:15:30.000001Z');
+    expect(parseCliTime('2026-02-03T09:15:00-05:00', 'UTC')).toBe('2026-02-03T09:15:00-05:00');
+  });
+
+  test('output keeps every microsecond digit and shows the offset of the zone at that instant', () => {
+    expect(formatInstant('2026-07-01T12:00:00.000001Z', 'America/New_York')).toBe('2026-07-01T08:00:00.000001-04:00');
+    expect(formatInstant('2026-01-01T12:00:00.999999Z', 'America/New_York')).toBe('2026-01-01T07:00:00.999999-05:00');
+    expect(formatInstant('2026-01-01T00:00:00.000000Z', 'Asia/Kolkata')).toBe('2026-01-01T05:30:00.000000+05:30');
+    expect(toUtcIso('2026-02-03T10:00:00.1234+0100')).toBe('2026-02-03T09:00:00.123400Z');
+    expect(zoneOffsetMinutes('UTC', Date.now())).toBe(0);
+  });
+});
