@@ -64,13 +64,14 @@ export async function up({ run, schema: s }: MigrationContext): Promise<void> {
   // The chained hash: sha256 over the previous hash and every stored column but
   // global_position, encoded as jsonb text (no session setting changes it); timestamps as
   // UTC microseconds since the epoch, never ::text, which follows TimeZone and DateStyle.
+  // STABLE, as the functions it calls are, so the planner can inline it into the append.
   await run(`
     CREATE FUNCTION ${s}.event_hash(
       previous bytea, event_id uuid, aggregate_type text, aggregate_id text, sequence bigint,
       event_type text, schema_version integer, payload jsonb, metadata jsonb, source text,
       source_commit_lsn pg_lsn, source_ordinal integer, source_xid xid8, transaction_id xid8,
       occurred_at timestamptz, recorded_at timestamptz
-    ) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    ) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
       SELECT sha256(convert_to(jsonb_build_array(
         encode(previous, 'hex'), event_id::text, aggregate_type, aggregate_id, sequence,
         event_type, schema_version, payload, metadata, source,

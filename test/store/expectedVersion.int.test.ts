@@ -82,10 +82,19 @@ describe('expected versions are enforced by the database', () => {
     }
   });
 
-  test('many events are one append: all or nothing, contiguous', async () => {
+  test('many events are one append: all or nothing, contiguous, with every expectation', async () => {
     const result = await credit(108, 'none', 50);
     expect(result.sequences).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(new Set(result.eventIds).size).toBe(50);
+    expect((await credit(108, 50, 3)).sequences).toEqual([51, 52, 53]);
+    expect((await credit(108, 'exists', 2)).sequences).toEqual([54, 55]);
+    expect((await credit(108, 'any', 2)).sequences).toEqual([56, 57]);
+    const stale = await conflictOf(credit(108, 50, 3));
+    expect([stale.expected, stale.actual]).toEqual([50, 57]);
+    const exists = await conflictOf(credit(109, 'exists', 2));
+    expect([exists.expected, exists.actual]).toEqual(['exists', 0]);
+    expect(await hs.version(db.pool, 'account', 108)).toBe(57);
+    expect((await hs.audit(db.pool, { aggregateType: 'account', aggregateId: 108 })).problems).toEqual([]);
   });
 });
 

@@ -68,9 +68,15 @@ test.each([
   ['the as-of query', (sql: Sql) => sequenceAsOf(sql, tables, account, key, '2026-01-01T20:45:00Z')],
   ['the head lookup', (sql: Sql) => readHead(sql, tables, account, key)],
   ['the gap-safe global read', (sql: Sql) => readAll(sql, tables, { after: { transactionId: '1', globalPosition: 100_000 }, limit: 100 })],
+  ...(['any', 'exists', 102, 'none'] as const).map((expected, i) => [
+    `the append of one event (expected version ${String(expected)})`,
+    (sql: Sql) =>
+      appendEvents(sql, tables, account, [String(1234 + (expected === 'none' ? 9000 : 0))], '1234', prepareRows(account, [{ type: 'account.credited', payload: { amount: i + 1 } }], {}), expected),
+  ] as const),
   [
-    'the append statement',
-    (sql: Sql) => appendEvents(sql, tables, account, key, '1234', prepareRows(account, [{ type: 'account.credited', payload: { amount: 1 } }], {}), 'any'),
+    'the append of a batch',
+    (sql: Sql) =>
+      appendEvents(sql, tables, account, ['1500'], '1500', prepareRows(account, [1, 2, 3].map((amount) => ({ type: 'account.credited', payload: { amount } })), {}), 'exists'),
   ],
 ])('on 200,000 events, %s does not scan the events table sequentially', async (_name, run) => {
   const { sql, captured } = capturing();

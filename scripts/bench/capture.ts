@@ -1,0 +1,152 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { z } from 'zod';
+import { createHindsight } from '../../src/hindsight.js';
+import { defineEvent } from '../../src/events/defineEvent.js';
+import { migrate } from '../../src/store/migrate.js';
+import { closedLoop, fmt, stats, type BenchArgs, type Stats } from './harness.js';
+
+/**
+ * The cost of capture. Three variants of one service call, over 100,000 accounts:
+ *   A  the bare legacy transaction: BEGIN; UPDATE accounts ...; COMMIT
+ *   B  the same unchanged function through hindsight's wrapper, recording one event with
+ *      the shipped append (head lock, expected version, hash chain) in the same transaction
+ *   C  the floor: A plus a plain INSERT of a row of the same width (a copy of the events
+ *      table with the same columns and indexes) with a client-supplied sequence
+ * B/C is hindsight's own overhead over "one more row and one more round trip".
+ */
+
+const ACCOUNTS = 100_000;
+
+interface Queryable {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+}
+
+/** The legacy service function, identical in every variant. */
+async function credit(db: Queryable, id: number, amount: number): Promise<number> {
+  await db.query('UPDATE accounts SET balance = balance + $1 WHERE id = $2', [amount, id]);
+  return amount;
+}
+
+export interface CaptureResult {
+  clients: number;
+  a: Stats;
+  b: Stats;
+  c: Stats;
+  walPerTx: Record<'a' | 'b' | 'c', number>;
+}
+
+async function walPosition(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ bytes: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::text AS bytes`);
+  return Number(rows[0]!.bytes);
+}
+
+export async function benchCapture(url: string, args: BenchArgs, log: (line: string) => void): Promise<CaptureResult[]> {
+  const admin = new pg.Client(url);
+  await admin.connect();
+  await admin.query('DROP TABLE IF EXISTS accounts, bench_reference_events');
+  await admin.query('DROP SCHEMA IF EXISTS hindsight CASCADE');
+  await admin.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())`);
+  await admin.query(`INSERT INTO accounts (id) SELECT g FROM generate_series(1, ${ACCOUNTS}) g`);
+  await migrate({ connectionString: url });
+  await admin.query(`CREATE TABLE bench_reference_events (LIKE hindsight.events INCLUDING ALL)`);
+  await admin.query('VACUUM ANALYZE accounts');
+  await admin.end();
+
+  const hs = createHindsight({
+    aggregates: [
+      {
+        type: 'account',
+        table: 'accounts',
+        key: { column: 'id', type: 'bigint' },
+        events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))],
+      },
+    ],
+  });
+  const recordedCredit = hs.wrap(credit, {
+    events: (_result, id, amount) => ({ aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] }),
+  });
+  const metadata = JSON.stringify({ actor: 'bench', reason: 'benchmark' });
+  const hash = randomBytes(32);
+  const account = () => 1 + Math.floor(Math.random() * ACCOUNTS);
+
+  const variants = {
+    a: async (pool: pg.Pool) => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await credit(client, account(), 1);
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+    },
+    b: (pool: pg.Pool) => hs.withContext({ actor: 'bench', reason: 'benchmark' }, () => recordedCredit(pool, account(), 1)),
+    c: async (pool: pg.Pool, clientIndex: number, i: number) => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const id = account();
+        await credit(client, id, 1);
+        await client.query({
+          name: 'bench_reference_insert',
+          text: `INSERT INTO bench_reference_events (event_id, aggregate_type, aggregate_id, sequence, event_type, schema_version, payload, metadata, hash)
+                 VALUES ($1, 'account', $2, $3, 'account.credited', 1, $4, $5, $6)`,
+          values: [randomUUID(), String(id), clientIndex * 1_000_000_000 + i + 1, JSON.stringify({ amount: 1 }), metadata, hash],
+        });
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+    },
+  };
+
+  const results: CaptureResult[] = [];
+  for (const clients of args.clients) {
+    const samples: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
+    const wal: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
+    const pools = { a: new pg.Pool({ connectionString: url, max: clients }), b: new pg.Pool({ connectionString: url, max: clients }), c: new pg.Pool({ connectionString: url, max: clients }) };
+    try {
+      // warm every pool's connections and prepared statements
+      for (const [name, pool] of Object.entries(pools)) {
+        await closedLoop(clients, 1, (c, i) => variants[name as 'a' | 'b' | 'c'](pool, c, i));
+      }
+      for (let run = 0; run < args.runs; run++) {
+        // interleaved, rotating the order so no variant always runs first (or on a warmer cache)
+        const order = (['a', 'b', 'c'] as const).map((_, k, all) => all[(k + run) % all.length]!);
+        for (const name of order) {
+          const walBefore = await walPosition(pools.a);
+          const rate = await closedLoop(clients, args.seconds, (c, i) => variants[name](pools[name], c, 1_000_000 * (run + 1) + i));
+          const walBytes = (await walPosition(pools.a)) - walBefore;
+          samples[name].push(rate);
+          wal[name].push(walBytes / (rate * args.seconds));
+          log(`  capture, ${clients} client(s), run ${run + 1}, ${name.toUpperCase()}: ${fmt(rate)} tx/s, ${fmt(walBytes / (rate * args.seconds))} WAL bytes/tx`);
+        }
+      }
+    } finally {
+      await Promise.all(Object.values(pools).map((p) => p.end()));
+    }
+    results.push({
+      clients,
+      a: stats(samples.a),
+      b: stats(samples.b),
+      c: stats(samples.c),
+      walPerTx: { a: stats(wal.a).median, b: stats(wal.b).median, c: stats(wal.c).median },
+    });
+  }
+  return results;
+}
+
+export function captureTable(results: CaptureResult[]): string {
+  const cell = (s: Stats) => `${fmt(s.median)} (${fmt(s.min)}-${fmt(s.max)})`;
+  const pct = (x: number, y: number) => `${((x / y) * 100).toFixed(1)}%`;
+  const lines = [
+    '| clients | A bare legacy tx/s | B wrapped + append tx/s | C + plain insert (floor) tx/s | B/C (target ≥ 95%) | B/A | WAL bytes/tx A / B / C |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of results) {
+    const wal = `${fmt(r.walPerTx.a)} / ${fmt(r.walPerTx.b)} / ${fmt(r.walPerTx.c)}`;
+    lines.push(`| ${r.clients} | ${cell(r.a)} | ${cell(r.b)} | ${cell(r.c)} | ${pct(r.b.median, r.c.median)} | ${pct(r.b.median, r.a.median)} | ${wal} |`);
+  }
+  return lines.join('\n');
+}
