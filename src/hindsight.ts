@@ -8,7 +8,7 @@ import { keyParameters } from './db/canonicalKey.js';
 import { describeDatabaseError } from './db/describeError.js';
 import { toSql, type Db } from './db/queryable.js';
 import { history, type Ledger } from './projection/history.js';
-import { project, type ProjectAt, type Projection } from './projection/project.js';
+import { project, type Projection } from './projection/project.js';
 import { append, type AppendInput, type AppendResult } from './store/append.js';
 import { audit, type AuditOptions, type AuditReport } from './store/audit.js';
 import { migrate, type MigrateResult } from './store/migrate.js';
@@ -16,6 +16,22 @@ import { readAggregate, readHead, type AggregateRange } from './store/readAggreg
 import { readAll, type GlobalCheckpoint, type GlobalPage } from './store/readAll.js';
 import { storeTables } from './store/tables.js';
 import type { AggregateIdInput, StoredEvent } from './types.js';
+import { toTimestampParam } from './time.js';
+
+/** Times as Dates or ISO-8601 text with an offset; `from` inclusive, `to` exclusive. */
+export interface TimeRange {
+  from?: Date | string;
+  to?: Date | string;
+}
+
+/** Checks and normalises caller times before they reach SQL (text without an offset would follow the session's TimeZone). */
+function timeParams(value: object | undefined, keys: ReadonlyArray<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(value ?? {}) };
+  for (const key of keys) {
+    if (out[key] !== undefined) out[key] = toTimestampParam(out[key] as Date | string, key);
+  }
+  return out;
+}
 
 export interface TransactionOptions {
   /** Merged over the context in effect (withContext) for this transaction's events. */
@@ -36,13 +52,13 @@ export interface Hindsight {
   /** Runs `fn` with context (actor, reason, correlation id...) for every event recorded inside it. */
   withContext<T>(context: CaptureContext, fn: () => T): T;
   /** An aggregate's events in sequence order, optionally a sequence or time range. */
-  readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: AggregateRange): Promise<StoredEvent[]>;
+  readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange & Omit<AggregateRange, 'from' | 'to'>): Promise<StoredEvent[]>;
   /** The gap-safe global read for subscribers: pass the returned checkpoint back to go on. */
   readAll(db: Db, options?: { after?: GlobalCheckpoint; limit?: number }): Promise<GlobalPage>;
   /** Projected state now, at a sequence, or as of a time. */
-  project(db: Db, aggregateType: string, aggregateId: AggregateIdInput, at?: ProjectAt): Promise<Projection>;
+  project(db: Db, aggregateType: string, aggregateId: AggregateIdInput, at?: { asOf?: Date | string; atSequence?: number }): Promise<Projection>;
   /** The ledger: events that occurred in [from, to) with the fields each changed. */
-  history(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: { from?: string; to?: string }): Promise<Ledger>;
+  history(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange): Promise<Ledger>;
   /** Checks hash chains, sequences and heads. */
   audit(db: Db, options?: Omit<AuditOptions, 'aggregateId'> & { aggregateId?: AggregateIdInput }): Promise<AuditReport>;
   /** An aggregate's current version (the sequence of its last event; 0 when it has none), for read-decide-append loops. */
@@ -81,7 +97,9 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
 
   const transaction: Hindsight['transaction'] = (db, fn, options = {}) => {
     const context = { ...currentContext(), ...(options.context ?? {}) };
-    return runInTransaction(
+    // Inside the transaction the merged context is the one in effect, so a plain
+    // hs.append(tx.db, ...) in the app's code carries it too.
+    return withContext(context, () => runInTransaction(
       db,
       (txDb) => {
         const recorder: Recorder = {
@@ -96,27 +114,30 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
         return fn(recorder);
       },
       { isolationLevel: options.isolationLevel },
-    );
+    ));
   };
 
   return {
     config: resolved,
-    append: (db, input) => appendWith(db, input, currentContext()),
+    append: async (db, input) => appendWith(db, input, currentContext()),
     transaction,
     wrap: (fn, options) => wrapServiceFunction(transaction, fn, options),
     withContext,
-    readAggregate: (db, aggregateType, aggregateId, range) => {
+    readAggregate: async (db, aggregateType, aggregateId, range) => {
       const { aggregate, keyParams } = typed(aggregateType, aggregateId);
-      return reading('read aggregate', () => readAggregate(toSql(db), tables, aggregate, keyParams, range));
+      const checked = timeParams(range, ['from', 'to']) as AggregateRange;
+      return reading('read aggregate', () => readAggregate(toSql(db), tables, aggregate, keyParams, checked));
     },
-    readAll: (db, options) => reading('read events', () => readAll(toSql(db), tables, options)),
-    project: (db, aggregateType, aggregateId, at) => {
+    readAll: async (db, options) => reading('read events', () => readAll(toSql(db), tables, options)),
+    project: async (db, aggregateType, aggregateId, at) => {
       const { aggregate, keyParams } = typed(aggregateType, aggregateId);
-      return reading('project', () => project(toSql(db), tables, aggregate, keyParams, at));
+      const checked = timeParams(at, ['asOf']) as { asOf?: string; atSequence?: number };
+      return reading('project', () => project(toSql(db), tables, aggregate, keyParams, checked));
     },
-    history: (db, aggregateType, aggregateId, range) => {
+    history: async (db, aggregateType, aggregateId, range) => {
       const { aggregate, keyParams } = typed(aggregateType, aggregateId);
-      return reading('read history', () => history(toSql(db), tables, aggregate, keyParams, range));
+      const checked = timeParams(range, ['from', 'to']) as { from?: string; to?: string };
+      return reading('read history', () => history(toSql(db), tables, aggregate, keyParams, checked));
     },
     audit: async (db, options = {}) => {
       const { aggregateId, ...rest } = options;

@@ -35,7 +35,10 @@ export function toTimestampParam(value: Date | string, where: string): string {
 function checkCalendar(match: RegExpExecArray, original: string, where: string): void {
   const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(match[i] ?? 0)) as number[];
   const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
-  if (month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth || hour! > 23 || minute! > 59 || second! > 59) {
+  const zone = match[8];
+  // PostgreSQL accepts offsets up to 15:59 and has no year 0.
+  const offsetOk = !zone || zone.toUpperCase() === 'Z' || (Number(zone.slice(1, 3)) <= 15 && Number(zone.slice(3).replace(':', '') || 0) < 60);
+  if (year! < 1 || month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth || hour! > 23 || minute! > 59 || second! > 59 || !offsetOk) {
     throw new ValidationError(`${where}: ${JSON.stringify(original)} is not a real date and time`, { path: where });
   }
 }

@@ -8,6 +8,9 @@ describe('times', () => {
     expect(() => toTimestampParam('2026-02-03T10:00:00', 'at')).toThrow(/with an offset/);
     expect(() => toTimestampParam(new Date('nope'), 'at')).toThrow(/invalid Date/);
     expect(() => toTimestampParam('2026-13-01T00:00:00Z', 'at')).toThrow(/not a real date/);
+    expect(() => toTimestampParam('2026-01-01T00:00:00+16:00', 'at')).toThrow(/not a real date/);
+    expect(() => toTimestampParam('0000-01-01T00:00:00Z', 'at')).toThrow(/not a real date/);
+    expect(toTimestampParam('2026-01-01T00:00:00-09:30', 'at')).toBe('2026-01-01T00:00:00-09:30');
   });
 
   test('CLI times: bare dates are midnight in the zone, across daylight saving changes', () => {

@@ -13,12 +13,30 @@ export interface BenchServer {
 }
 
 /**
- * DATABASE_URL when set, else a fresh embedded server with durable settings (fsync and
- * synchronous_commit on): benchmarks measure real commits, unlike the test servers.
+ * A fresh embedded server with durable settings (fsync and synchronous_commit on:
+ * benchmarks measure real commits, unlike the test servers), or, with DATABASE_URL, a
+ * new database of its own on that server, dropped afterwards: a benchmark never touches
+ * existing data.
  */
 export async function benchServer(): Promise<BenchServer> {
   if (process.env.DATABASE_URL) {
-    return { url: process.env.DATABASE_URL, description: 'DATABASE_URL', stop: async () => undefined };
+    const name = `hindsight_bench_${process.pid}`;
+    const admin = new pg.Client(process.env.DATABASE_URL);
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.end();
+    const url = new URL(process.env.DATABASE_URL);
+    url.pathname = `/${name}`;
+    return {
+      url: url.toString(),
+      description: `database ${name} on DATABASE_URL's server`,
+      stop: async () => {
+        const cleanup = new pg.Client(process.env.DATABASE_URL);
+        await cleanup.connect();
+        await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await cleanup.end();
+      },
+    };
   }
   const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-bench-'));
   const server = await startEmbeddedServer({ baseDir, fsync: true });

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
-import { isConcurrencyError } from '../errors.js';
+import { isConcurrencyError, isDatabaseError } from '../errors.js';
 
 export interface RetryOptions {
   /** Attempts in all, the first included. Default 10. */
@@ -13,10 +13,13 @@ export interface RetryOptions {
   onRetry?: (error: unknown, attempt: number) => void;
 }
 
-/** A conflict worth retrying: hindsight's ConcurrencyError, or a serialization failure or deadlock from the app's own statements. */
+/**
+ * A conflict worth retrying: hindsight's ConcurrencyError, or a serialization failure or
+ * deadlock from the app's own statements, a hindsight read, or COMMIT.
+ */
 export function isRetryableConflict(error: unknown): boolean {
   if (isConcurrencyError(error)) return true;
-  const state = sqlStateOf(error);
+  const state = isDatabaseError(error) ? error.sqlState : sqlStateOf(error);
   return state === SQLSTATE.SERIALIZATION_FAILURE || state === SQLSTATE.DEADLOCK_DETECTED;
 }
 

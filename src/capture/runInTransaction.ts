@@ -54,6 +54,11 @@ export async function runInTransaction<T>(
   }
   const client = db as PgClientLike;
   const status = client.getTransactionStatus?.();
+  if (options.isolationLevel && status === 'T') {
+    throw new ValidationError(
+      `isolationLevel "${options.isolationLevel}" cannot apply: the client is already inside a transaction, whose level was set by its BEGIN`,
+    );
+  }
   if (status === 'E') {
     throw new ValidationError('the transaction on this client has already failed; roll it back before recording events');
   }
@@ -92,7 +97,11 @@ async function afterSavepoint<T>(client: PgQueryable, fn: (db: Db) => Promise<T>
     await client.query({ text: `RELEASE SAVEPOINT ${SAVEPOINT}` });
     return result;
   } catch (error) {
-    await client.query({ text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}` }).catch(() => undefined);
+    // Undo this part, then release the savepoint so repeated calls do not pile them up.
+    await client
+      .query({ text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}` })
+      .then(() => client.query({ text: `RELEASE SAVEPOINT ${SAVEPOINT}` }))
+      .catch(() => undefined);
     throw error;
   }
 }

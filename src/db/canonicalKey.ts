@@ -34,7 +34,8 @@ export function canonicalKeySql(columns: ReadonlyArray<KeyColumn>, expressions: 
 
 const INTEGER_TEXT = /^[+-]?\d+$/;
 const NUMERIC_TEXT = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
-const UUID_TEXT = /^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$/i;
+const UUID_BODY = '[0-9a-f]{4}(-?[0-9a-f]{4}){7}';
+const UUID_TEXT = new RegExp(`^(${UUID_BODY}|\\{${UUID_BODY}\\})$`, 'i');
 
 /**
  * Checks the app's key values and turns them into text bind parameters, so a bad id is
@@ -83,10 +84,12 @@ function keyText(aggregateType: string, column: KeyColumn, value: unknown): stri
       return text;
     case 'numeric': {
       if (!NUMERIC_TEXT.test(text)) fail(`expected a decimal number such as 12.50`);
-      const integerDigits = (text.replace(/^[+-]/, '').split('.')[0] ?? '').replace(/^0+/, '').length;
-      if (integerDigits > type.precision - type.scale) {
+      const [whole = '', fraction = ''] = text.replace(/^[+-]/, '').split('.');
+      if (whole.replace(/^0+/, '').length > type.precision - type.scale) {
         fail(`expected at most ${type.precision - type.scale} digits before the decimal point`);
       }
+      // The cast would round extra decimals, making two ids one key: refuse them instead.
+      if (/[1-9]/.test(fraction.slice(type.scale))) fail(`expected at most ${type.scale} decimals`);
       return text;
     }
     case 'text': {

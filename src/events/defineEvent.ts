@@ -88,12 +88,15 @@ export function isEventDefinition(value: unknown): value is EventDefinition {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[EVENT_DEFINITION] === true;
 }
 
-/** Validates a payload; the error names the event type and the first failing path. */
-export function validatePayload<T>(definition: EventDefinition<T>, payload: unknown): T {
+/**
+ * Validates a payload; the error names the event type and every failing path, and its
+ * `path` is the first one, under `where` (e.g. `events[0].payload.amount`).
+ */
+export function validatePayload<T>(definition: EventDefinition<T>, payload: unknown, where = 'payload'): T {
   const result = definition.schema.safeParse(payload);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const path = issue && issue.path.length > 0 ? `payload.${issue.path.map(String).join('.')}` : 'payload';
-  const all = result.error.issues.map((i) => `${['payload', ...i.path.map(String)].join('.')}: ${i.message}`);
-  throw new ValidationError(`invalid ${definition.type} event: ${all.join('; ')}`, { path });
+  const pathOf = (issue: SchemaIssue) => [where, ...issue.path.map(String)].join('.');
+  const all = result.error.issues.map((issue) => `${pathOf(issue)}: ${issue.message}`);
+  const first = result.error.issues[0];
+  throw new ValidationError(`invalid ${definition.type} event: ${all.join('; ')}`, { path: first ? pathOf(first) : where });
 }

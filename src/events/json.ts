@@ -18,6 +18,7 @@ function stringProblem(s: string): string | undefined {
  * JSON.stringify. `where` names the value in the error (e.g. `payload`).
  */
 export function toJsonText(value: unknown, where: string): string {
+  if (value === undefined) throw new ValidationError(`${where} is missing`, { path: where });
   check(value, where, new Set());
   return JSON.stringify(value);
 }

@@ -1,6 +1,6 @@
 import type { AggregateType } from '../config/resolve.js';
 import type { Sql } from '../db/queryable.js';
-import { readAggregate, readHead } from '../store/readAggregate.js';
+import { readHead, readThroughRange } from '../store/readAggregate.js';
 import type { StoreTables } from '../store/tables.js';
 import type { StoredEvent } from '../types.js';
 import { foldEvents, initialFold, type Folded } from './fold.js';
@@ -40,16 +40,12 @@ export async function history(
   const head = await readHead(sql, tables, aggregate, keyParams);
   const base = { aggregateType: aggregate.type, aggregateId: head.aggregateId, version: head.version };
   if (head.version === 0) return { ...base, entries: [] };
-  const inRange = await readAggregate(sql, tables, aggregate, keyParams, range);
-  if (inRange.length === 0) return { ...base, entries: [] };
-  const wanted = new Set(inRange.map((e) => e.sequence));
-  const all = await readAggregate(sql, tables, aggregate, keyParams, { toSequence: inRange[inRange.length - 1]!.sequence });
   const entries: LedgerEntry[] = [];
   let folded: Folded = initialFold(aggregate);
-  for (const event of all) {
+  for (const { event, inRange } of await readThroughRange(sql, tables, aggregate, keyParams, range)) {
     // Handlers may mutate the state they are given: fold a copy so `folded` stays the "before".
     const next = foldEvents(aggregate, [event], { ...folded, state: structuredClone(folded.state) });
-    if (wanted.has(event.sequence)) entries.push({ event, changes: diffStates(folded, next) });
+    if (inRange) entries.push({ event, changes: diffStates(folded, next) });
     folded = next;
   }
   return { ...base, entries };

@@ -34,11 +34,8 @@ export async function project(
   let head: { aggregateId: string; version: number };
   let upTo: number;
   if (at.asOf !== undefined) {
-    const [found, asOf] = await Promise.all([
-      readHead(sql, tables, aggregate, keyParams),
-      sequenceAsOf(sql, tables, aggregate, keyParams, at.asOf),
-    ]);
-    head = found;
+    const asOf = await sequenceAsOf(sql, tables, aggregate, keyParams, at.asOf);
+    head = asOf;
     upTo = asOf.sequence;
     if (head.version > 0 && upTo === 0) {
       return {

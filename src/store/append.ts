@@ -62,7 +62,7 @@ export function prepareRows(aggregate: AggregateType, events: readonly NewEvent[
         { path: `${at}.type` },
       );
     }
-    const payload = validatePayload(definition, event.payload);
+    const payload = validatePayload(definition, event.payload, `${at}.payload`);
     const metadata = { ...baseMetadata, ...(event.metadata ?? {}) };
     if (event.metadata !== undefined && (typeof event.metadata !== 'object' || event.metadata === null || Array.isArray(event.metadata))) {
       throw new ValidationError(`${at}.metadata must be an object`, { path: `${at}.metadata` });

@@ -78,9 +78,9 @@ export async function appendEvents(
     }
   };
 
+  const kind: SingleKind = typeof expected === 'number' ? (expected === 0 ? 'none' : 'exact') : expected;
   if (rows.length === 1) {
     const row = rows[0]!;
-    const kind: SingleKind = typeof expected === 'number' ? (expected === 0 ? 'none' : 'exact') : expected;
     const statement = singleStatement(tables, aggregate, kind);
     const values: unknown[] = [
       aggregate.type, row.eventId, row.type, row.schemaVersion, row.payload, row.metadata, row.occurredAt,
@@ -98,7 +98,6 @@ export async function appendEvents(
   }
 
   const statement = batchStatement(tables, aggregate);
-  const kind = typeof expected === 'number' ? (expected === 0 ? 'none' : 'exact') : expected;
   const values = [
     aggregate.type,
     kind,
@@ -124,6 +123,8 @@ export async function appendEvents(
     if (decision!.appended === rows.length) {
       return { aggregateId: decision!.aggregate_id, fromVersion: current, toVersion: current + rows.length };
     }
-    if (kind !== 'any' || attempt > 0) throw conflict(undefined, undefined, 'another transaction created it first');
+    if (kind !== 'any' || attempt > 0) {
+      throw conflict((await readHead(sql, tables, aggregate, keyParams)).version, undefined, 'another transaction created it first');
+    }
   }
 }

@@ -38,7 +38,7 @@ function cached(aggregate: AggregateType, key: string, build: () => string): Sta
   return statement;
 }
 
-const EVENT_COLUMNS = `event_id, aggregate_type, aggregate_id, sequence, event_type, schema_version, payload, metadata,
+const INSERTED_COLUMNS = `event_id, aggregate_type, aggregate_id, sequence, event_type, schema_version, payload, metadata,
     source, source_commit_lsn, source_ordinal, source_xid, transaction_id, occurred_at, recorded_at, hash`;
 
 /**
@@ -71,7 +71,7 @@ WITH head AS (
   ${head}
   RETURNING h.aggregate_id, h.version, h.last_hash
 )
-INSERT INTO ${tables.events} (${EVENT_COLUMNS})
+INSERT INTO ${tables.events} (${INSERTED_COLUMNS})
 SELECT $2::uuid, $1::text, head.aggregate_id, head.version, $3::text, $4::int, $5::jsonb, $6::jsonb, $8::text, $9::pg_lsn,
        $10::int, $11::xid8, pg_current_xact_id(), ${occurredAt}, now(), head.last_hash
 FROM head
@@ -134,7 +134,7 @@ head_insert AS (
   RETURNING 1
 ),
 appended AS (
-  INSERT INTO ${tables.events} (${EVENT_COLUMNS})
+  INSERT INTO ${tables.events} (${INSERTED_COLUMNS})
   SELECT i.event_id, t.aggregate_type, t.aggregate_id, c.sequence, i.event_type, i.schema_version, i.payload,
          i.metadata, i.source, i.source_commit_lsn, i.source_ordinal, i.source_xid, t.transaction_id, i.occurred_at,
          t.recorded_at, c.hash

@@ -40,22 +40,17 @@ export interface AuditOptions {
   onProgress?: (progress: { aggregates: number; events: number }) => void;
 }
 
-interface HeadRow {
-  aggregate_type: string;
-  aggregate_id: string;
-  version: string;
-  last_hash: string;
-}
-
+/** One row per event of a page of aggregates (or one row with no event, for a head without events). */
 interface ChainRow {
   aggregate_type: string;
   aggregate_id: string;
-  global_position: string;
-  sequence: string;
-  position_in_chain: string;
-  hash_ok: boolean;
-  hash: string;
-  is_last: boolean;
+  head_version: string;
+  head_hash: string;
+  global_position: string | null;
+  sequence: string | null;
+  position_in_chain: string | null;
+  hash_ok: boolean | null;
+  hash: string | null;
 }
 
 export async function audit(sql: Sql, tables: StoreTables, options: AuditOptions = {}): Promise<AuditReport> {
@@ -64,24 +59,19 @@ export async function audit(sql: Sql, tables: StoreTables, options: AuditOptions
   const report: AuditReport = { aggregates: 0, events: 0, problems: [] };
   let after: [string, string] = ['', ''];
   for (;;) {
-    const heads = await sql.query<HeadRow>(
-      `SELECT h.aggregate_type, h.aggregate_id, h.version::text AS version, encode(h.last_hash, 'hex') AS last_hash
-       FROM ${tables.heads} h
-       WHERE ($1::text IS NULL OR h.aggregate_type = $1::text) AND ($2::text IS NULL OR h.aggregate_id = $2::text)
-         AND (h.aggregate_type, h.aggregate_id) > ($3::text COLLATE "C", $4::text COLLATE "C")
-       ORDER BY h.aggregate_type, h.aggregate_id
-       LIMIT $5::int`,
-      [options.aggregateType ?? null, options.aggregateId ?? null, after[0], after[1], batchSize],
-    );
-    if (heads.length === 0) break;
-    const chain = await checkChains(sql, tables, heads);
-    report.aggregates += heads.length;
-    report.events += chain.length;
-    collectProblems(report, heads, chain, maxProblems);
+    const rows = await checkPage(sql, tables, options, after, batchSize);
+    const chains = groupByAggregate(rows);
+    if (chains.length === 0) break;
+    for (const chain of chains) {
+      report.aggregates += 1;
+      report.events += chain.filter((row) => row.sequence !== null).length;
+      const problem = firstProblem(chain);
+      if (problem && report.problems.length < maxProblems) report.problems.push(problem);
+    }
     options.onProgress?.({ aggregates: report.aggregates, events: report.events });
-    const last = heads[heads.length - 1]!;
+    const last = chains[chains.length - 1]![0]!;
     after = [last.aggregate_type, last.aggregate_id];
-    if (heads.length < batchSize || report.problems.length >= maxProblems) break;
+    if (chains.length < batchSize || report.problems.length >= maxProblems) break;
   }
   if (report.problems.length < maxProblems) {
     report.problems.push(...(await eventsWithoutHead(sql, tables, options, maxProblems - report.problems.length)));
@@ -89,43 +79,51 @@ export async function audit(sql: Sql, tables: StoreTables, options: AuditOptions
   return report;
 }
 
-/** Every event of the given aggregates, with whether its hash is what its content and predecessor give. */
-async function checkChains(sql: Sql, tables: StoreTables, heads: HeadRow[]): Promise<ChainRow[]> {
+/**
+ * A page of heads and all their events, in one statement so that both come from one
+ * snapshot: an append committing while the audit runs can never look like a head ahead
+ * of its events. Each event's hash is recomputed by the function the append used.
+ */
+function checkPage(sql: Sql, tables: StoreTables, options: AuditOptions, after: [string, string], batchSize: number): Promise<ChainRow[]> {
   return sql.query<ChainRow>(
-    `SELECT e.aggregate_type, e.aggregate_id, e.global_position::text AS global_position, e.sequence::text AS sequence,
-            (row_number() OVER w)::text AS position_in_chain,
+    `WITH page AS (
+       SELECT h.aggregate_type, h.aggregate_id, h.version, h.last_hash FROM ${tables.heads} h
+       WHERE ($1::text IS NULL OR h.aggregate_type = $1::text) AND ($2::text IS NULL OR h.aggregate_id = $2::text)
+         AND (h.aggregate_type, h.aggregate_id) > ($3::text COLLATE "C", $4::text COLLATE "C")
+       ORDER BY h.aggregate_type, h.aggregate_id
+       LIMIT $5::int
+     )
+     SELECT p.aggregate_type, p.aggregate_id, p.version::text AS head_version, encode(p.last_hash, 'hex') AS head_hash,
+            e.global_position::text AS global_position, e.sequence::text AS sequence,
+            CASE WHEN e.sequence IS NOT NULL THEN (row_number() OVER w)::text END AS position_in_chain,
             e.hash = ${tables.eventHash}(coalesce(lag(e.hash) OVER w, ${GENESIS_HASH}), e.event_id, e.aggregate_type,
               e.aggregate_id, e.sequence, e.event_type, e.schema_version, e.payload, e.metadata, e.source,
               e.source_commit_lsn, e.source_ordinal, e.source_xid, e.transaction_id, e.occurred_at, e.recorded_at) AS hash_ok,
-            encode(e.hash, 'hex') AS hash,
-            lead(e.sequence) OVER w IS NULL AS is_last
-     FROM unnest($1::text[], $2::text[]) AS k(aggregate_type, aggregate_id)
-     JOIN ${tables.events} e ON e.aggregate_type = k.aggregate_type COLLATE "C" AND e.aggregate_id = k.aggregate_id COLLATE "C"
-     WINDOW w AS (PARTITION BY e.aggregate_type, e.aggregate_id ORDER BY e.sequence)
-     ORDER BY e.aggregate_type, e.aggregate_id, e.sequence`,
-    [heads.map((h) => h.aggregate_type), heads.map((h) => h.aggregate_id)],
+            encode(e.hash, 'hex') AS hash
+     FROM page p
+     LEFT JOIN ${tables.events} e ON e.aggregate_type = p.aggregate_type AND e.aggregate_id = p.aggregate_id
+     WINDOW w AS (PARTITION BY p.aggregate_type, p.aggregate_id ORDER BY e.sequence)
+     ORDER BY p.aggregate_type, p.aggregate_id, e.sequence`,
+    [options.aggregateType ?? null, options.aggregateId ?? null, after[0], after[1], batchSize],
   );
 }
 
-function collectProblems(report: AuditReport, heads: HeadRow[], chain: ChainRow[], maxProblems: number): void {
-  const byAggregate = new Map<string, ChainRow[]>();
-  for (const row of chain) {
-    const key = `${row.aggregate_type}\u0000${row.aggregate_id}`;
-    let rows = byAggregate.get(key);
-    if (!rows) byAggregate.set(key, (rows = []));
-    rows.push(row);
+function groupByAggregate(rows: ChainRow[]): ChainRow[][] {
+  const chains: ChainRow[][] = [];
+  for (const row of rows) {
+    const current = chains[chains.length - 1];
+    const head = current?.[0];
+    if (head && head.aggregate_type === row.aggregate_type && head.aggregate_id === row.aggregate_id) current.push(row);
+    else chains.push([row]);
   }
-  for (const head of heads) {
-    if (report.problems.length >= maxProblems) return;
-    const rows = byAggregate.get(`${head.aggregate_type}\u0000${head.aggregate_id}`) ?? [];
-    const problem = firstProblem(head, rows);
-    if (problem) report.problems.push(problem);
-  }
+  return chains;
 }
 
-function firstProblem(head: HeadRow, rows: ChainRow[]): AuditProblem | undefined {
+function firstProblem(chain: ChainRow[]): AuditProblem | undefined {
+  const head = chain[0]!;
   const base = { aggregateType: head.aggregate_type, aggregateId: head.aggregate_id };
-  for (const row of rows) {
+  const events = chain.filter((row) => row.sequence !== null);
+  for (const row of events) {
     const at = { ...base, sequence: Number(row.sequence), globalPosition: Number(row.global_position) };
     if (row.sequence !== row.position_in_chain) {
       return {
@@ -142,16 +140,16 @@ function firstProblem(head: HeadRow, rows: ChainRow[]): AuditProblem | undefined
       };
     }
   }
-  const last = rows[rows.length - 1];
-  if (!last || last.sequence !== head.version || last.hash !== head.last_hash) {
+  const last = events[events.length - 1];
+  if (!last || last.sequence !== head.head_version || last.hash !== head.head_hash) {
     return {
       ...base,
       kind: 'head',
       sequence: last ? Number(last.sequence) : null,
       globalPosition: last ? Number(last.global_position) : null,
       message: last
-        ? `the head records version ${head.version}, but the last event is ${last.sequence}${last.sequence === head.version ? ' with a different hash' : ''}: the latest events were changed or removed`
-        : `the head records version ${head.version}, but the aggregate has no events: they were removed`,
+        ? `the head records version ${head.head_version}, but the last event is ${last.sequence}${last.sequence === head.head_version ? ' with a different hash' : ''}: the latest events were changed or removed`
+        : `the head records version ${head.head_version}, but the aggregate has no events: they were removed`,
     };
   }
   return undefined;

@@ -67,7 +67,7 @@ export async function readHead(sql: Sql, tables: StoreTables, aggregate: Aggrega
 /**
  * "As of T": the sequence of the last event of the prefix that ends before the first
  * event with occurred_at > T (never a time filter: business times can be out of order).
- * 0 when even the first event is after T.
+ * 0 when even the first event is after T. Also the head, read in the same statement.
  */
 export async function sequenceAsOf(
   sql: Sql,
@@ -75,15 +75,41 @@ export async function sequenceAsOf(
   aggregate: AggregateType,
   keyParams: readonly string[],
   asOf: string,
-): Promise<{ sequence: number; version: number }> {
+): Promise<AggregateHead & { sequence: number }> {
   const key = canonicalKeySql(aggregate.key, keyParams.map((_, i) => `$${3 + i}::text`));
-  const [row] = await sql.query<{ first_after: string | null; version: string | null }>(
-    `SELECT (SELECT min(e.sequence)::text FROM ${tables.events} e
+  const [row] = await sql.query<{ aggregate_id: string; first_after: string | null; version: string | null }>(
+    `SELECT ${key} AS aggregate_id,
+            (SELECT min(e.sequence)::text FROM ${tables.events} e
               WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${key} AND e.occurred_at > $2::timestamptz) AS first_after,
             (SELECT h.version::text FROM ${tables.heads} h WHERE h.aggregate_type = $1::text AND h.aggregate_id = ${key}) AS version`,
     [aggregate.type, asOf, ...keyParams],
   );
   const version = Number(row!.version ?? 0);
   const sequence = row!.first_after === null ? version : Number(row!.first_after) - 1;
-  return { sequence, version };
+  return { aggregateId: row!.aggregate_id, sequence, version };
+}
+
+/**
+ * The events of an aggregate from sequence 1 through the last one that occurred in
+ * [from, to), each marked whether it is in that range: what a ledger needs to fold
+ * states from the start and show only the range, in one read.
+ */
+export async function readThroughRange(
+  sql: Sql,
+  tables: StoreTables,
+  aggregate: AggregateType,
+  keyParams: readonly string[],
+  range: { from?: string; to?: string },
+): Promise<Array<{ event: StoredEvent; inRange: boolean }>> {
+  const key = canonicalKeySql(aggregate.key, keyParams.map((_, i) => `$${4 + i}::text`));
+  const inRange = `($2::timestamptz IS NULL OR e.occurred_at >= $2::timestamptz) AND ($3::timestamptz IS NULL OR e.occurred_at < $3::timestamptz)`;
+  const rows = await sql.query<EventRow & { in_range: boolean }>(
+    `SELECT ${EVENT_COLUMNS}, ${inRange} AS in_range FROM ${tables.events} e
+     WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${key}
+       AND e.sequence <= (SELECT max(e.sequence) FROM ${tables.events} e
+                          WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${key} AND ${inRange})
+     ORDER BY e.sequence`,
+    [aggregate.type, range.from ?? null, range.to ?? null, ...keyParams],
+  );
+  return rows.map((row) => ({ event: toStoredEvent(row), inRange: row.in_range }));
 }

@@ -15,5 +15,8 @@ export function storeTables(quotedSchema: string): StoreTables {
   };
 }
 
-/** The empty hash an aggregate's first event chains from. */
-export const GENESIS_HASH = `'\\x'::bytea`;
+/**
+ * The empty hash an aggregate's first event chains from. Not the literal '\\x': with
+ * standard_conforming_strings off a session would read that as the byte "x".
+ */
+export const GENESIS_HASH = `decode('', 'hex')`;

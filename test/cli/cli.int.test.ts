@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestDatabase } from '../helpers/database.js';
@@ -60,7 +61,7 @@ describe('commands against a database', () => {
     const before = await countEvents(db.pool);
     const invalid = await cli('append', 'account', '7', 'account.credited', '--payload', '{"amount": "lots"}');
     expect(invalid.code).toBe(2);
-    expect(invalid.stderr).toMatch(/invalid account\.credited event: payload\.amount/);
+    expect(invalid.stderr).toMatch(/invalid account\.credited event: events\[0\]\.payload\.amount/);
     const unknownType = await cli('append', 'account', '7', 'account.frozen', '--payload', '{}');
     expect(unknownType.code).toBe(2);
     expect(unknownType.stderr).toMatch(/"account\.frozen" is not an event type of account/);
@@ -149,8 +150,15 @@ describe('passwords never appear in output', () => {
 });
 
 describe('the embedded server commands', () => {
+  // A project folder every OS user can reach: as root the server runs as "postgres".
+  const projectDir = async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-project-'));
+    await fs.chmod(dir, 0o755);
+    return dir;
+  };
+
   test('db start, url, status, a command with --embedded, and stop, with data kept in ./.hindsight', async () => {
-    const project = await scratchDir('embedded');
+    const project = await projectDir();
     const run = (...args: string[]) => runCli(args, { cwd: project });
     expect((await run('db', 'status')).code).toBe(1);
     const started = await run('db', 'start');
@@ -173,5 +181,17 @@ describe('the embedded server commands', () => {
     const again = await run('migrate', '--embedded');
     await run('db', 'stop');
     expect(again.stdout).toContain('up to date');
+    await fs.rm(project, { recursive: true, force: true });
+  });
+
+  test.runIf(process.getuid?.() === 0)('as root, a project folder the postgres OS user cannot reach is a clear error', async () => {
+    const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-private-'));
+    await fs.chmod(parent, 0o700);
+    const project = path.join(parent, 'app');
+    await fs.mkdir(project);
+    const result = await runCli(['db', 'start'], { cwd: project });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/runs as the OS user "postgres", which cannot reach .*Run as an ordinary user/);
+    await fs.rm(parent, { recursive: true, force: true });
   });
 });

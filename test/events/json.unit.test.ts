@@ -56,5 +56,17 @@ describe('small pieces', () => {
     expect(() => keyParameters('account', columns, 2 ** 60)).toThrow(/safe integer/);
     expect(() => keyParameters('account', columns, '9223372036854775808')).toThrow(/integer from/);
     expect(() => keyParameters('account', columns, [1, 2])).toThrow(/expected one key value/);
+    const money = [{ column: 'id', quoted: '"id"', type: parseKeyType('numeric(10,2)') as never }];
+    expect(keyParameters('x', money, '1.500')).toEqual(['1.500']);
+    expect(() => keyParameters('x', money, '1.004')).toThrow(/at most 2 decimals/);
+    expect(() => keyParameters('x', money, '99999999.995')).toThrow(/at most 2 decimals/);
+    const uuid = [{ column: 'id', quoted: '"id"', type: parseKeyType('uuid') as never }];
+    expect(keyParameters('x', uuid, '{a0eebc999c0b4ef8bb6d6bb9bd380a11}')).toHaveLength(1);
+    expect(() => keyParameters('x', uuid, '{a0eebc999c0b4ef8bb6d6bb9bd380a11')).toThrow(/expected a UUID/);
+  });
+
+  test('redaction covers unencoded "@" in passwords and quoted key=value passwords', () => {
+    expect(redactUrl('postgres://u:p@ss@host/db')).toBe('postgres://u:****@host/db');
+    expect(redactUrl("host=h password='a b' user=u")).toBe('host=h password=**** user=u');
   });
 });

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { defineEvent } from '../../src/events/defineEvent.js';
 import { isValidationError } from '../../src/errors.js';
 import { createHindsight, type Hindsight } from '../../src/hindsight.js';
-import { defineProjector } from '../../src/projection/defineProjector.js';
+import { defineProjector, type ProjectorDefinition } from '../../src/projection/defineProjector.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, testConfig } from '../helpers/fixtures.js';
 
@@ -117,7 +117,7 @@ describe('folding', () => {
       version: 2,
       upcasters: { 1: (p) => { const [first = '', ...rest] = String((p as { name: string }).name).split(' '); return { first, last: rest.join(' ') }; } },
     });
-    const configWith = (event: typeof v1 | typeof v2, projector?: ReturnType<typeof defineProjector>) => {
+    const configWith = (event: typeof v1 | typeof v2, projector?: ProjectorDefinition<any>) => {
       const base = testConfig();
       return createHindsight({ ...base, aggregates: base.aggregates!.map((a) => (a.type === 'customer' ? { ...a, events: [event], projector } : a)) });
     };

@@ -58,15 +58,10 @@ describe('the gap-safe global read', () => {
     const first = await drain(start);
     expect(first.events.map((e) => e.payload)).toEqual([{ amount: 22 }]);
     const passedPosition = first.events[0]!.globalPosition;
-    // A reader that remembers "the last position it saw" has now skipped the open transaction's event for good:
-    const { rows } = await db.pool.query(`SELECT 1 FROM hindsight.events WHERE global_position > $1 AND event_id = $2`, [
-      passedPosition,
-      lowEvent.eventIds[0],
-    ]);
     await low.query('COMMIT');
-    const { rows: afterCommit } = await db.pool.query(`SELECT global_position FROM hindsight.events WHERE event_id = $1`, [lowEvent.eventIds[0]]);
-    expect(rows).toEqual([]);
-    expect(Number(afterCommit[0].global_position)).toBeLessThan(passedPosition);
+    // A reader that remembers only "the last position it saw" has now skipped it for good:
+    const naive = await db.pool.query(`SELECT event_id::text FROM hindsight.events WHERE global_position > $1`, [passedPosition]);
+    expect(naive.rows.map((r) => r.event_id)).not.toContain(lowEvent.eventIds[0]);
 
     const second = await drain(first.checkpoint);
     expect(second.events.map((e) => e.eventId)).toEqual(lowEvent.eventIds);

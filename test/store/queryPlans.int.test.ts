@@ -41,14 +41,15 @@ function capturing(): { sql: Sql; captured: Array<{ text: string; values: readon
   };
 }
 
-async function scansOfEvents(text: string, values: readonly unknown[]): Promise<string[]> {
+/** The scan node types on hindsight's events and heads tables in the plan of `text`. */
+async function scansOf(text: string, values: readonly unknown[]): Promise<string[]> {
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN'); // EXPLAIN of a data-modifying statement plans it without running it; roll back anyway
     const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${text}`, [...values]);
     const scans: string[] = [];
     const walk = (node: Record<string, unknown>) => {
-      if (node['Relation Name'] === 'events') scans.push(String(node['Node Type']));
+      if (node['Relation Name'] === 'events' || node['Relation Name'] === 'heads') scans.push(String(node['Node Type']));
       for (const child of (node.Plans as Array<Record<string, unknown>> | undefined) ?? []) walk(child);
     };
     walk((rows[0]['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0]!.Plan);
@@ -61,7 +62,7 @@ async function scansOfEvents(text: string, values: readonly unknown[]): Promise<
 
 const key = ['1234'];
 
-test.each([
+const cases: Array<readonly [string, (sql: Sql) => Promise<unknown>]> = [
   ['the per-aggregate read', (sql: Sql) => readAggregate(sql, tables, account, key)],
   ['the per-aggregate read from a sequence', (sql: Sql) => readAggregate(sql, tables, account, key, { fromSequence: 50 })],
   ['the per-aggregate time-range read', (sql: Sql) => readAggregate(sql, tables, account, key, { from: '2026-01-01T20:00:00Z', to: '2026-01-01T21:00:00Z' })],
@@ -78,16 +79,19 @@ test.each([
     (sql: Sql) =>
       appendEvents(sql, tables, account, ['1500'], '1500', prepareRows(account, [1, 2, 3].map((amount) => ({ type: 'account.credited', payload: { amount } })), {}), 'exists'),
   ],
-])('on 200,000 events, %s does not scan the events table sequentially', async (_name, run) => {
+];
+
+test.each(cases)('on 200,000 events, %s scans neither the events nor the heads table sequentially', async (_name, run) => {
   const { sql, captured } = capturing();
   await run(sql);
   expect(captured.length).toBeGreaterThan(0);
   for (const { text, values } of captured) {
-    const scans = await scansOfEvents(text, values);
+    const scans = await scansOf(text, values);
     expect(scans).not.toContain('Seq Scan');
   }
 });
 
 test('control: the plan walker does see a sequential scan where there is one', async () => {
-  expect(await scansOfEvents(`SELECT * FROM hindsight.events WHERE payload->>'amount' = $1`, ['2'])).toContain('Seq Scan');
+  expect(await scansOf(`SELECT * FROM hindsight.events WHERE payload->>'amount' = $1`, ['2'])).toContain('Seq Scan');
+  expect(await scansOf(`SELECT * FROM hindsight.heads WHERE version = $1`, ['3'])).toContain('Seq Scan');
 });

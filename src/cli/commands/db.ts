@@ -40,7 +40,7 @@ export async function runDb(ctx: CommandContext, action: 'start' | 'stop' | 'sta
       const status = await embeddedServerStatus(baseDir);
       if (!status.initialised) {
         ctx.note(`no embedded PostgreSQL in ${shown} yet; run \`hindsight db start\``);
-        return 1;
+        return 2;
       }
       const url = redactUrl(await embeddedServerUrl(baseDir));
       ctx.print(url, { url, running: status.running });

@@ -60,7 +60,7 @@ export async function findBinaries(runAs: OsUser | undefined): Promise<PostgresB
   if (linksPresent && reachable) return { ...paths, origin: nativeDir };
 
   const version = await packageVersion(nativeDir);
-  const cacheDir = path.join(os.tmpdir(), `hindsight-postgres-${process.platform}-${process.arch}-${version}`);
+  const cacheDir = path.join(await privateCacheRoot(), `postgres-${process.platform}-${process.arch}-${version}`);
   await copyWithLinks(nativeDir, cacheDir, links);
   return {
     initdb: path.join(cacheDir, 'bin', 'initdb'),
@@ -68,6 +68,24 @@ export async function findBinaries(runAs: OsUser | undefined): Promise<PostgresB
     postgres: path.join(cacheDir, 'bin', 'postgres'),
     origin: cacheDir,
   };
+}
+
+/**
+ * The cache of copied binaries lives in a folder only this OS user can write (others may
+ * read and run, since the server may run as another user). A folder at that path that
+ * is not ours, or that others can write to, could hold planted binaries: refuse it.
+ */
+async function privateCacheRoot(): Promise<string> {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const root = path.join(os.tmpdir(), `hindsight-cache-${uid}`);
+  await fs.mkdir(root, { recursive: true, mode: 0o755 });
+  const stat = await fs.lstat(root);
+  if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o022) !== 0) {
+    throw new EmbeddedServerError(
+      `refusing to use ${root} for the PostgreSQL binaries: it is not a folder owned by this user and writable only by it; remove it and try again`,
+    );
+  }
+  return root;
 }
 
 async function readSymlinkList(nativeDir: string): Promise<SymlinkEntry[]> {
