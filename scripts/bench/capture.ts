@@ -69,6 +69,8 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   const metadata = JSON.stringify({ actor: 'bench', reason: 'benchmark' });
   const hash = randomBytes(32);
   const account = () => 1 + Math.floor(Math.random() * ACCOUNTS);
+  // C's client-supplied sequence: unique across the whole run, as a naive app's counter would be.
+  let referenceSequence = 0;
 
   const variants = {
     a: async (pool: pg.Pool) => {
@@ -82,7 +84,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
       }
     },
     b: (pool: pg.Pool) => hs.withContext({ actor: 'bench', reason: 'benchmark' }, () => recordedCredit(pool, account(), 1)),
-    c: async (pool: pg.Pool, clientIndex: number, i: number) => {
+    c: async (pool: pg.Pool) => {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
@@ -92,7 +94,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
           name: 'bench_reference_insert',
           text: `INSERT INTO bench_reference_events (event_id, aggregate_type, aggregate_id, sequence, event_type, schema_version, payload, metadata, hash)
                  VALUES ($1, 'account', $2, $3, 'account.credited', 1, $4, $5, $6)`,
-          values: [randomUUID(), String(id), clientIndex * 1_000_000_000 + i + 1, JSON.stringify({ amount: 1 }), metadata, hash],
+          values: [randomUUID(), String(id), ++referenceSequence, JSON.stringify({ amount: 1 }), metadata, hash],
         });
         await client.query('COMMIT');
       } finally {
@@ -109,14 +111,14 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
     try {
       // warm every pool's connections and prepared statements
       for (const [name, pool] of Object.entries(pools)) {
-        await closedLoop(clients, 1, (c, i) => variants[name as 'a' | 'b' | 'c'](pool, c, i));
+        await closedLoop(clients, 1, () => variants[name as 'a' | 'b' | 'c'](pool));
       }
       for (let run = 0; run < args.runs; run++) {
         // interleaved, rotating the order so no variant always runs first (or on a warmer cache)
         const order = (['a', 'b', 'c'] as const).map((_, k, all) => all[(k + run) % all.length]!);
         for (const name of order) {
           const walBefore = await walPosition(pools.a);
-          const rate = await closedLoop(clients, args.seconds, (c, i) => variants[name](pools[name], c, 1_000_000 * (run + 1) + i));
+          const rate = await closedLoop(clients, args.seconds, () => variants[name](pools[name]));
           const walBytes = (await walPosition(pools.a)) - walBefore;
           samples[name].push(rate);
           wal[name].push(walBytes / (rate * args.seconds));

@@ -19,16 +19,17 @@ export interface CaptureContext {
 // through a TS loader may import a second copy): contexts set through one are seen by both.
 const STORE_KEY = Symbol.for('hindsight.captureContext');
 const globals = globalThis as { [STORE_KEY]?: AsyncLocalStorage<CaptureContext> };
-const storage = (globals[STORE_KEY] ??= new AsyncLocalStorage<CaptureContext>());
+/** Created on first use: importing hindsight has no side effects. */
+const storage = () => (globals[STORE_KEY] ??= new AsyncLocalStorage<CaptureContext>());
 
 /** Runs `fn` with `context` merged over the context already in effect. */
 export function withContext<T>(context: CaptureContext, fn: () => T): T {
-  return storage.run({ ...currentContext(), ...context }, fn);
+  return storage().run({ ...currentContext(), ...context }, fn);
 }
 
 /** The context in effect here (empty outside any withContext). */
 export function currentContext(): CaptureContext {
-  return storage.getStore() ?? {};
+  return globals[STORE_KEY]?.getStore() ?? {};
 }
 
 const WELL_KNOWN: Record<string, string> = {
