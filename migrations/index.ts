@@ -1,5 +1,6 @@
 import type { MigrationContext } from './context.js';
 import * as eventStore from './0001_event_store.js';
+import * as projections from './0002_projections.js';
 
 export interface Migration {
   name: string;
@@ -11,4 +12,7 @@ export interface Migration {
  * Every migration, in order. A fixed list in a compiled module rather than a folder knex
  * scans: knex cannot import .ts files under plain Node or inside vitest.
  */
-export const migrations: ReadonlyArray<Migration> = [{ name: '0001_event_store', ...eventStore }];
+export const migrations: ReadonlyArray<Migration> = [
+  { name: '0001_event_store', ...eventStore },
+  { name: '0002_projections', ...projections },
+];

@@ -4,11 +4,12 @@ import { runInTransaction, type IsolationLevel, type TransactionSource } from '.
 import { wrapServiceFunction, type ServiceFunction, type WrapOptions } from './capture/wrap.js';
 import { aggregateTypeOf, resolveConfig, type ResolvedConfig } from './config/resolve.js';
 import type { ConfigInput } from './config/schema.js';
-import { keyParameters } from './db/canonicalKey.js';
+import { byKey, keyParameters } from './db/canonicalKey.js';
 import { describeDatabaseError } from './db/describeError.js';
 import { toSql, type Db } from './db/queryable.js';
 import { history, type Ledger } from './projection/history.js';
-import { project, type Projection } from './projection/project.js';
+import { project, type ProjectAt, type Projection } from './projection/project.js';
+import { snapshotAggregates, type SnapshotProgress } from './projection/snapshotAggregates.js';
 import { append, type AppendInput, type AppendResult } from './store/append.js';
 import { audit, type AuditOptions, type AuditReport } from './store/audit.js';
 import { migrate, type MigrateResult } from './store/migrate.js';
@@ -56,9 +57,16 @@ export interface Hindsight {
   /** The gap-safe global read for subscribers: pass the returned checkpoint back to go on. */
   readAll(db: Db, options?: { after?: GlobalCheckpoint; limit?: number }): Promise<GlobalPage>;
   /** Projected state now, at a sequence, or as of a time. */
-  project(db: Db, aggregateType: string, aggregateId: AggregateIdInput, at?: { asOf?: Date | string; atSequence?: number }): Promise<Projection>;
+  project(
+    db: Db,
+    aggregateType: string,
+    aggregateId: AggregateIdInput,
+    at?: { asOf?: Date | string; atSequence?: number; snapshots?: boolean },
+  ): Promise<Projection>;
   /** The ledger: events that occurred in [from, to) with the fields each changed. */
   history(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange): Promise<Ledger>;
+  /** Writes snapshots at the current version of every aggregate of a type, or of one. */
+  snapshot(db: Db, aggregateType: string, options?: { aggregateId?: AggregateIdInput; onProgress?: (p: SnapshotProgress) => void }): Promise<SnapshotProgress>;
   /** Checks hash chains, sequences and heads. */
   audit(db: Db, options?: Omit<AuditOptions, 'aggregateId'> & { aggregateId?: AggregateIdInput }): Promise<AuditReport>;
   /** An aggregate's current version (the sequence of its last event; 0 when it has none), for read-decide-append loops. */
@@ -78,7 +86,7 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
   const tables = storeTables(resolved.quotedSchema);
   const typed = (aggregateType: string, aggregateId: AggregateIdInput) => {
     const aggregate = aggregateTypeOf(resolved, aggregateType);
-    return { aggregate, keyParams: keyParameters(aggregate.type, aggregate.key, aggregateId) };
+    return { aggregate, ref: byKey(aggregate.key, keyParameters(aggregate.type, aggregate.key, aggregateId)) };
   };
   const reading = async <T>(doing: string, run: () => Promise<T>): Promise<T> => {
     try {
@@ -124,38 +132,43 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
     wrap: (fn, options) => wrapServiceFunction(transaction, fn, options),
     withContext,
     readAggregate: async (db, aggregateType, aggregateId, range) => {
-      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
+      const { aggregate, ref } = typed(aggregateType, aggregateId);
       const checked = timeParams(range, ['from', 'to']) as AggregateRange;
-      return reading('read aggregate', () => readAggregate(toSql(db), tables, aggregate, keyParams, checked));
+      return reading('read aggregate', () => readAggregate(toSql(db), tables, aggregate, ref, checked));
     },
     readAll: async (db, options) => reading('read events', () => readAll(toSql(db), tables, options)),
     project: async (db, aggregateType, aggregateId, at) => {
-      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
-      const checked = timeParams(at, ['asOf']) as { asOf?: string; atSequence?: number };
-      return reading('project', () => project(toSql(db), tables, aggregate, keyParams, checked));
+      const { aggregate, ref } = typed(aggregateType, aggregateId);
+      const checked = timeParams(at, ['asOf']) as ProjectAt;
+      return reading('project', () => project(toSql(db), tables, aggregate, ref, checked));
     },
     history: async (db, aggregateType, aggregateId, range) => {
-      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
+      const { aggregate, ref } = typed(aggregateType, aggregateId);
       const checked = timeParams(range, ['from', 'to']) as { from?: string; to?: string };
-      return reading('read history', () => history(toSql(db), tables, aggregate, keyParams, checked));
+      return reading('read history', () => history(toSql(db), tables, aggregate, ref, checked));
+    },
+    snapshot: async (db, aggregateType, options = {}) => {
+      const aggregate = aggregateTypeOf(resolved, aggregateType);
+      const only = options.aggregateId === undefined ? undefined : typed(aggregateType, options.aggregateId).ref;
+      return reading('snapshot', () => snapshotAggregates(toSql(db), tables, aggregate, { only, onProgress: options.onProgress }));
     },
     audit: async (db, options = {}) => {
       const { aggregateId, ...rest } = options;
       let canonical: string | undefined;
       if (aggregateId !== undefined) {
         if (!rest.aggregateType) throw new TypeError('audit: aggregateId needs aggregateType');
-        const { aggregate, keyParams } = typed(rest.aggregateType, aggregateId);
-        canonical = (await reading('audit', () => readHead(toSql(db), tables, aggregate, keyParams))).aggregateId;
+        const { aggregate, ref } = typed(rest.aggregateType, aggregateId);
+        canonical = (await reading('audit', () => readHead(toSql(db), tables, aggregate, ref))).aggregateId;
       }
       return reading('audit', () => audit(toSql(db), tables, { ...rest, aggregateId: canonical }));
     },
     version: async (db, aggregateType, aggregateId) => {
-      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
-      return (await reading('read version', () => readHead(toSql(db), tables, aggregate, keyParams))).version;
+      const { aggregate, ref } = typed(aggregateType, aggregateId);
+      return (await reading('read version', () => readHead(toSql(db), tables, aggregate, ref))).version;
     },
     canonicalId: async (db, aggregateType, aggregateId) => {
-      const { aggregate, keyParams } = typed(aggregateType, aggregateId);
-      return (await reading('canonical id', () => readHead(toSql(db), tables, aggregate, keyParams))).aggregateId;
+      const { aggregate, ref } = typed(aggregateType, aggregateId);
+      return (await reading('canonical id', () => readHead(toSql(db), tables, aggregate, ref))).aggregateId;
     },
     migrate: (connectionString) => migrate({ connectionString, schema: resolved.schema, appRoles: resolved.appRoles }),
   };

@@ -32,6 +32,7 @@ export type Command =
   | { name: 'history'; aggregateType: string; aggregateId: string; from: string | undefined; to: string | undefined; tz: string }
   | { name: 'state'; aggregateType: string; aggregateId: string; asOf: string | undefined; atSequence: number | undefined; tz: string }
   | { name: 'audit'; aggregateType: string | undefined; aggregateId: string | undefined }
+  | { name: 'snapshot'; aggregateType: string; aggregateId: string | undefined }
   | { name: 'demo' };
 
 export type ParsedCli =
@@ -93,6 +94,9 @@ function describeCli(args: string[]): Argv {
     )
     .command('audit [type] [id]', 'check hash chains; exit 1 naming the first broken event', (y) =>
       y.positional('type', { type: 'string' }).positional('id', { type: 'string' }),
+    )
+    .command('snapshot <type>', 'write snapshots of every aggregate of a type (or one) at its current version', (y) =>
+      y.positional('type', { type: 'string' }).option('id', { type: 'string', describe: 'only this aggregate' }),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
@@ -178,6 +182,8 @@ function toCommand(argv: Record<string, unknown>): Command {
     case 'audit':
       if (text('id') !== undefined && text('type') === undefined) throw new UsageError('audit: an id needs a type');
       return { name, aggregateType: text('type'), aggregateId: text('id') };
+    case 'snapshot':
+      return { name, aggregateType: required('type'), aggregateId: text('id') };
     default:
       throw new UsageError(`unknown command ${JSON.stringify(name)}`);
   }

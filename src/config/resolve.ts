@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { quoteIdent, parseTableName, type TableName } from '../db/identifiers.js';
 import type { KeyColumn } from '../db/canonicalKey.js';
@@ -24,6 +25,13 @@ export interface AggregateType {
   events: ReadonlyMap<string, EventDefinition>;
   projector: ProjectorDefinition | undefined;
   requireActor: boolean;
+  /** Snapshot every N events (written by the updater); undefined: off. */
+  snapshotEvery: number | undefined;
+  /**
+   * Identifies what the fold means: the projector's version and the column map. A
+   * snapshot is used only by the same projection version that wrote it.
+   */
+  projectionVersion: string;
 }
 
 export interface ResolvedConfig {
@@ -106,6 +114,8 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       events,
       projector: declared.projector,
       requireActor: declared.requireActor ?? config.requireActor,
+      snapshotEvery: declared.snapshotEvery,
+      projectionVersion: projectionVersion(declared.projector, columns),
     });
   });
 
@@ -128,6 +138,14 @@ export function aggregateTypeOf(config: ResolvedConfig, type: string): Aggregate
   throw new ConfigError(
     `unknown aggregate type "${type}"; ${known.length ? `the config declares: ${known.join(', ')}` : 'the config declares no aggregates'}`,
   );
+}
+
+function projectionVersion(projector: ProjectorDefinition | undefined, columns: Map<string, string> | undefined): string {
+  const columnMap = createHash('sha256')
+    .update(JSON.stringify(columns ? [...columns.entries()] : null))
+    .digest('hex')
+    .slice(0, 12);
+  return `${projector ? projector.version : 0}:${columnMap}`;
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {

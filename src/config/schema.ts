@@ -71,6 +71,8 @@ const aggregate = z
       .optional(),
     /** Refuse appends without an actor in their context. Default: the top-level requireActor. */
     requireActor: z.boolean().optional(),
+    /** The read-model updater writes a snapshot every N events of an aggregate. Default: off. */
+    snapshotEvery: z.number().int().positive().optional(),
   })
   .strict();
 

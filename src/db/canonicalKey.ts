@@ -113,3 +113,21 @@ function describe(value: unknown): string {
 export function displayId(id: AggregateIdInput): string {
   return Array.isArray(id) ? `[${id.map(String).join(', ')}]` : String(id);
 }
+
+/**
+ * How a query names one aggregate: by the app's key values (cast to the canonical id in
+ * SQL, as above) or by a canonical id already read from the store. `sql(n)` is the SQL
+ * for the canonical id with its parameters starting at $n; `params` are their values.
+ */
+export interface AggregateRef {
+  params: readonly string[];
+  sql(firstParam: number): string;
+}
+
+export function byKey(columns: ReadonlyArray<KeyColumn>, keyParams: readonly string[]): AggregateRef {
+  return { params: keyParams, sql: (first) => canonicalKeySql(columns, keyParams.map((_, i) => `$${first + i}::text`)) };
+}
+
+export function byCanonicalId(aggregateId: string): AggregateRef {
+  return { params: [aggregateId], sql: (first) => `$${first}::text` };
+}

@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors.js';
 import type { StoredEvent } from '../types.js';
+import { defaultStateCodec, type StateCodec } from './stateCodec.js';
 
 /** A handler folds one event into the state and returns the new state. */
 export type Handler<S> = (state: S, event: StoredEvent<any>) => S;
@@ -14,6 +15,8 @@ export interface ProjectorDefinition<S = any> {
   readonly version: number;
   /** When true, an event type with no handler (and no default fold) is an error instead of skipped. */
   readonly strict: boolean;
+  /** How snapshots store the state; the default carries JSON plus Dates, bigints, Maps and Sets. */
+  readonly codec: StateCodec<S>;
 }
 
 export interface DefineProjectorOptions<S> {
@@ -25,6 +28,8 @@ export interface DefineProjectorOptions<S> {
   version?: number;
   /** Default false: events with no handler are skipped. */
   strict?: boolean;
+  /** For states JSON cannot carry (class instances...): how to store them in a snapshot. */
+  codec?: StateCodec<S>;
 }
 
 export const PROJECTOR_DEFINITION = Symbol.for('hindsight.projectorDefinition');
@@ -47,6 +52,9 @@ export function defineProjector<S>(options: DefineProjectorOptions<S>): Projecto
     }
   }
   const { initial } = options;
+  if (options.codec && (typeof options.codec.encode !== 'function' || typeof options.codec.decode !== 'function')) {
+    throw new ValidationError(`${where}: codec must have encode(state) and decode(json) functions`);
+  }
   return Object.freeze({
     [PROJECTOR_DEFINITION]: true as const,
     aggregateType: options.aggregateType,
@@ -54,6 +62,7 @@ export function defineProjector<S>(options: DefineProjectorOptions<S>): Projecto
     handlers: Object.freeze({ ...options.handlers }),
     version,
     strict: options.strict ?? false,
+    codec: options.codec ?? defaultStateCodec,
   });
 }
 

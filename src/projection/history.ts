@@ -1,4 +1,5 @@
 import type { AggregateType } from '../config/resolve.js';
+import type { AggregateRef } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
 import { readHead, readThroughRange } from '../store/readAggregate.js';
 import type { StoreTables } from '../store/tables.js';
@@ -34,15 +35,15 @@ export async function history(
   sql: Sql,
   tables: StoreTables,
   aggregate: AggregateType,
-  keyParams: readonly string[],
+  ref: AggregateRef,
   range: { from?: string; to?: string } = {},
 ): Promise<Ledger> {
-  const head = await readHead(sql, tables, aggregate, keyParams);
+  const head = await readHead(sql, tables, aggregate, ref);
   const base = { aggregateType: aggregate.type, aggregateId: head.aggregateId, version: head.version };
   if (head.version === 0) return { ...base, entries: [] };
   const entries: LedgerEntry[] = [];
   let folded: Folded = initialFold(aggregate);
-  for (const { event, inRange } of await readThroughRange(sql, tables, aggregate, keyParams, range)) {
+  for (const { event, inRange } of await readThroughRange(sql, tables, aggregate, ref, range)) {
     // Handlers may mutate the state they are given: fold a copy so `folded` stays the "before".
     const next = foldEvents(aggregate, [event], { ...folded, state: structuredClone(folded.state) });
     if (inRange) entries.push({ event, changes: diffStates(folded, next) });

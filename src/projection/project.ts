@@ -1,19 +1,35 @@
 import type { AggregateType } from '../config/resolve.js';
+import type { AggregateRef } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
 import { ValidationError } from '../errors.js';
 import { readAggregate, readHead, sequenceAsOf } from '../store/readAggregate.js';
 import type { StoreTables } from '../store/tables.js';
 import { foldEvents, initialFold } from './fold.js';
+import { latestSnapshot } from './snapshots.js';
 
 export interface ProjectAt {
   /** Project as of this time (timestamptz text with an offset): the prefix before the first event after it. */
   asOf?: string;
   /** Project up to and including this sequence. */
   atSequence?: number;
+  /**
+   * Start from the latest snapshot at or before the point (default true). False folds
+   * every event from the first: what a verification that must not trust snapshots wants.
+   */
+  snapshots?: boolean;
 }
 
 export type Projection<S = any> =
-  | { found: true; aggregateId: string; state: S; version: number; deleted: boolean; latestVersion: number }
+  | {
+      found: true;
+      aggregateId: string;
+      state: S;
+      version: number;
+      deleted: boolean;
+      latestVersion: number;
+      /** The sequence of the snapshot the fold started from, or null for a cold fold. */
+      fromSnapshot: number | null;
+    }
   | { found: false; aggregateId: string; reason: 'no-events' | 'no-history-before'; message: string; latestVersion: number };
 
 /**
@@ -25,7 +41,7 @@ export async function project(
   sql: Sql,
   tables: StoreTables,
   aggregate: AggregateType,
-  keyParams: readonly string[],
+  ref: AggregateRef,
   at: ProjectAt = {},
 ): Promise<Projection> {
   if (at.asOf !== undefined && at.atSequence !== undefined) {
@@ -34,7 +50,7 @@ export async function project(
   let head: { aggregateId: string; version: number };
   let upTo: number;
   if (at.asOf !== undefined) {
-    const asOf = await sequenceAsOf(sql, tables, aggregate, keyParams, at.asOf);
+    const asOf = await sequenceAsOf(sql, tables, aggregate, ref, at.asOf);
     head = asOf;
     upTo = asOf.sequence;
     if (head.version > 0 && upTo === 0) {
@@ -47,7 +63,7 @@ export async function project(
       };
     }
   } else {
-    head = await readHead(sql, tables, aggregate, keyParams);
+    head = await readHead(sql, tables, aggregate, ref);
     if (at.atSequence !== undefined) {
       if (!Number.isSafeInteger(at.atSequence) || at.atSequence < 1) {
         throw new ValidationError(`atSequence must be a whole number from 1, got ${String(at.atSequence)}`, { path: 'atSequence' });
@@ -70,7 +86,9 @@ export async function project(
       latestVersion: 0,
     };
   }
-  const events = await readAggregate(sql, tables, aggregate, keyParams, { toSequence: upTo });
-  const folded = foldEvents(aggregate, events, initialFold(aggregate));
-  return { found: true, aggregateId: head.aggregateId, ...folded, latestVersion: head.version };
+  const snapshot = at.snapshots === false ? undefined : await latestSnapshot(sql, tables, aggregate, ref, upTo);
+  const start = snapshot ?? initialFold(aggregate);
+  const events = start.version === upTo ? [] : await readAggregate(sql, tables, aggregate, ref, { fromSequence: start.version + 1, toSequence: upTo });
+  const folded = foldEvents(aggregate, events, start);
+  return { found: true, aggregateId: head.aggregateId, ...folded, latestVersion: head.version, fromSnapshot: snapshot?.version ?? null };
 }

@@ -5,6 +5,7 @@ import { ConcurrencyError } from '../errors.js';
 import type { EventSource, ExpectedVersion } from '../types.js';
 import { batchStatement, singleStatement, type SingleKind } from './appendStatements.js';
 import { readHead } from './readAggregate.js';
+import { byKey } from '../db/canonicalKey.js';
 import type { StoreTables } from './tables.js';
 
 /**
@@ -94,7 +95,7 @@ export async function appendEvents(
     }
     // No head row written: the expectation failed. Say what the version is (a failed
     // statement that raised no error leaves the caller's transaction usable).
-    throw conflict((await readHead(sql, tables, aggregate, keyParams)).version);
+    throw conflict((await readHead(sql, tables, aggregate, byKey(aggregate.key, keyParams))).version);
   }
 
   const statement = batchStatement(tables, aggregate);
@@ -124,7 +125,7 @@ export async function appendEvents(
       return { aggregateId: decision!.aggregate_id, fromVersion: current, toVersion: current + rows.length };
     }
     if (kind !== 'any' || attempt > 0) {
-      throw conflict((await readHead(sql, tables, aggregate, keyParams)).version, undefined, 'another transaction created it first');
+      throw conflict((await readHead(sql, tables, aggregate, byKey(aggregate.key, keyParams))).version, undefined, 'another transaction created it first');
     }
   }
 }

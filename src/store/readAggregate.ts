@@ -1,5 +1,5 @@
 import type { AggregateType } from '../config/resolve.js';
-import { canonicalKeySql } from '../db/canonicalKey.js';
+import type { AggregateRef } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
 import type { StoredEvent } from '../types.js';
 import { EVENT_COLUMNS, toStoredEvent, type EventRow } from './eventRow.js';
@@ -25,10 +25,10 @@ export async function readAggregate(
   sql: Sql,
   tables: StoreTables,
   aggregate: AggregateType,
-  keyParams: readonly string[],
+  ref: AggregateRef,
   range: AggregateRange = {},
 ): Promise<StoredEvent[]> {
-  const key = canonicalKeySql(aggregate.key, keyParams.map((_, i) => `$${6 + i}::text`));
+  const key = ref.sql(6);
   const rows = await sql.query<EventRow>(
     `SELECT ${EVENT_COLUMNS} FROM ${tables.events} e
      WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${key}
@@ -42,7 +42,7 @@ export async function readAggregate(
       range.toSequence === undefined ? null : String(range.toSequence),
       range.from ?? null,
       range.to ?? null,
-      ...keyParams,
+      ...ref.params,
     ],
   );
   return rows.map(toStoredEvent);
@@ -54,12 +54,12 @@ export interface AggregateHead {
 }
 
 /** The canonical id and current version of an aggregate; version 0 when it has no events. */
-export async function readHead(sql: Sql, tables: StoreTables, aggregate: AggregateType, keyParams: readonly string[]): Promise<AggregateHead> {
-  const key = canonicalKeySql(aggregate.key, keyParams.map((_, i) => `$${2 + i}::text`));
+export async function readHead(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef): Promise<AggregateHead> {
+  const key = ref.sql(2);
   const [row] = await sql.query<{ aggregate_id: string; version: string | null }>(
     `SELECT ${key} AS aggregate_id,
             (SELECT h.version::text FROM ${tables.heads} h WHERE h.aggregate_type = $1::text AND h.aggregate_id = ${key}) AS version`,
-    [aggregate.type, ...keyParams],
+    [aggregate.type, ...ref.params],
   );
   return { aggregateId: row!.aggregate_id, version: Number(row!.version ?? 0) };
 }
@@ -73,16 +73,16 @@ export async function sequenceAsOf(
   sql: Sql,
   tables: StoreTables,
   aggregate: AggregateType,
-  keyParams: readonly string[],
+  ref: AggregateRef,
   asOf: string,
 ): Promise<AggregateHead & { sequence: number }> {
-  const key = canonicalKeySql(aggregate.key, keyParams.map((_, i) => `$${3 + i}::text`));
+  const key = ref.sql(3);
   const [row] = await sql.query<{ aggregate_id: string; first_after: string | null; version: string | null }>(
     `SELECT ${key} AS aggregate_id,
             (SELECT min(e.sequence)::text FROM ${tables.events} e
               WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${key} AND e.occurred_at > $2::timestamptz) AS first_after,
             (SELECT h.version::text FROM ${tables.heads} h WHERE h.aggregate_type = $1::text AND h.aggregate_id = ${key}) AS version`,
-    [aggregate.type, asOf, ...keyParams],
+    [aggregate.type, asOf, ...ref.params],
   );
   const version = Number(row!.version ?? 0);
   const sequence = row!.first_after === null ? version : Number(row!.first_after) - 1;
@@ -98,10 +98,10 @@ export async function readThroughRange(
   sql: Sql,
   tables: StoreTables,
   aggregate: AggregateType,
-  keyParams: readonly string[],
+  ref: AggregateRef,
   range: { from?: string; to?: string },
 ): Promise<Array<{ event: StoredEvent; inRange: boolean }>> {
-  const key = canonicalKeySql(aggregate.key, keyParams.map((_, i) => `$${4 + i}::text`));
+  const key = ref.sql(4);
   const inRange = `($2::timestamptz IS NULL OR e.occurred_at >= $2::timestamptz) AND ($3::timestamptz IS NULL OR e.occurred_at < $3::timestamptz)`;
   const rows = await sql.query<EventRow & { in_range: boolean }>(
     `SELECT ${EVENT_COLUMNS}, ${inRange} AS in_range FROM ${tables.events} e
@@ -109,7 +109,7 @@ export async function readThroughRange(
        AND e.sequence <= (SELECT max(e.sequence) FROM ${tables.events} e
                           WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${key} AND ${inRange})
      ORDER BY e.sequence`,
-    [aggregate.type, range.from ?? null, range.to ?? null, ...keyParams],
+    [aggregate.type, range.from ?? null, range.to ?? null, ...ref.params],
   );
   return rows.map((row) => ({ event: toStoredEvent(row), inRange: row.in_range }));
 }

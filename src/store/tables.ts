@@ -4,6 +4,9 @@ export interface StoreTables {
   events: string;
   heads: string;
   eventHash: string;
+  snapshots: string;
+  checkpoints: string;
+  leases: string;
 }
 
 export function storeTables(quotedSchema: string): StoreTables {
@@ -12,6 +15,9 @@ export function storeTables(quotedSchema: string): StoreTables {
     events: `${quotedSchema}.events`,
     heads: `${quotedSchema}.heads`,
     eventHash: `${quotedSchema}.event_hash`,
+    snapshots: `${quotedSchema}.snapshots`,
+    checkpoints: `${quotedSchema}.checkpoints`,
+    leases: `${quotedSchema}.leases`,
   };
 }
 

@@ -1,5 +1,6 @@
 import { beforeAll, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
+import { byKey } from '../../src/db/canonicalKey.js';
 import type { Sql } from '../../src/db/queryable.js';
 import { appendEvents } from '../../src/store/appendEvents.js';
 import { prepareRows } from '../../src/store/append.js';
@@ -61,13 +62,14 @@ async function scansOf(text: string, values: readonly unknown[]): Promise<string
 }
 
 const key = ['1234'];
+const ref = byKey(account.key, key);
 
 const cases: Array<readonly [string, (sql: Sql) => Promise<unknown>]> = [
-  ['the per-aggregate read', (sql: Sql) => readAggregate(sql, tables, account, key)],
-  ['the per-aggregate read from a sequence', (sql: Sql) => readAggregate(sql, tables, account, key, { fromSequence: 50 })],
-  ['the per-aggregate time-range read', (sql: Sql) => readAggregate(sql, tables, account, key, { from: '2026-01-01T20:00:00Z', to: '2026-01-01T21:00:00Z' })],
-  ['the as-of query', (sql: Sql) => sequenceAsOf(sql, tables, account, key, '2026-01-01T20:45:00Z')],
-  ['the head lookup', (sql: Sql) => readHead(sql, tables, account, key)],
+  ['the per-aggregate read', (sql: Sql) => readAggregate(sql, tables, account, ref)],
+  ['the per-aggregate read from a sequence', (sql: Sql) => readAggregate(sql, tables, account, ref, { fromSequence: 50 })],
+  ['the per-aggregate time-range read', (sql: Sql) => readAggregate(sql, tables, account, ref, { from: '2026-01-01T20:00:00Z', to: '2026-01-01T21:00:00Z' })],
+  ['the as-of query', (sql: Sql) => sequenceAsOf(sql, tables, account, ref, '2026-01-01T20:45:00Z')],
+  ['the head lookup', (sql: Sql) => readHead(sql, tables, account, ref)],
   ['the gap-safe global read', (sql: Sql) => readAll(sql, tables, { after: { transactionId: '1', globalPosition: 100_000 }, limit: 100 })],
   ...(['any', 'exists', 102, 'none'] as const).map((expected, i) => [
     `the append of one event (expected version ${String(expected)})`,
