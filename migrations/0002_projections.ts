@@ -35,21 +35,32 @@ export async function up({ run, schema: s }: MigrationContext): Promise<void> {
     )`);
 
   // Who processes a subscriber now. The holder renews expires_at from a connection of its
-  // own and re-checks the row in the transaction of every checkpoint write, so a holder
-  // that lost its lease (paused, partitioned) can never commit over the new one. A row,
-  // not a session advisory lock, because those are silently lost behind a transaction-mode
-  // pooler. requested_by asks the holder to hand over (a rebuild about to swap).
+  // own and re-checks (and locks) the row in the transaction of every checkpoint write, so
+  // a holder that lost its lease (paused, partitioned) can never commit over the new one.
+  // A row, not a session advisory lock, because those are silently lost behind a
+  // transaction-mode pooler.
   await run(`
     CREATE TABLE ${s}.leases (
-      name         text COLLATE "C" PRIMARY KEY,
-      owner        text NOT NULL,
-      acquired_at  timestamptz NOT NULL DEFAULT now(),
-      expires_at   timestamptz NOT NULL,
-      requested_by text DEFAULT NULL
+      name        text COLLATE "C" PRIMARY KEY,
+      owner       text NOT NULL,
+      acquired_at timestamptz NOT NULL DEFAULT now(),
+      expires_at  timestamptz NOT NULL
+    )`);
+
+  // The sequence a read model reached for aggregates whose row it removed (onDelete
+  // "remove"), so an older event arriving late never brings the row back. Keyed by the
+  // table's oid, which a rebuild's swap carries over with the table.
+  await run(`
+    CREATE TABLE ${s}.read_model_tombstones (
+      table_oid    oid NOT NULL,
+      aggregate_id text COLLATE "C" NOT NULL,
+      sequence     bigint NOT NULL,
+      CONSTRAINT read_model_tombstones_pkey PRIMARY KEY (table_oid, aggregate_id)
     )`);
 }
 
 export async function down({ run, schema: s }: MigrationContext): Promise<void> {
+  await run(`DROP TABLE ${s}.read_model_tombstones`);
   await run(`DROP TABLE ${s}.leases`);
   await run(`DROP TABLE ${s}.checkpoints`);
   await run(`DROP TABLE ${s}.snapshots`);

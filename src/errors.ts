@@ -12,7 +12,8 @@ export type HindsightErrorCode =
   | 'HINDSIGHT_NOT_FOUND'
   | 'HINDSIGHT_DATABASE'
   | 'HINDSIGHT_EMBEDDED'
-  | 'HINDSIGHT_USAGE';
+  | 'HINDSIGHT_USAGE'
+  | 'HINDSIGHT_RESTORED_CLUSTER';
 
 const BRAND = Symbol.for('hindsight.error');
 
@@ -113,6 +114,17 @@ export class UsageError extends HindsightError {
   }
 }
 
+/**
+ * Stored transaction ids are above the server's next one: the database was restored
+ * into another cluster, and the gap-safe global read would skip every new event until
+ * the ids are re-based (see the README).
+ */
+export class RestoredClusterError extends HindsightError {
+  constructor(message: string) {
+    super('HINDSIGHT_RESTORED_CLUSTER', message);
+  }
+}
+
 function hasCode(e: unknown, code: HindsightErrorCode): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code && BRAND in e;
 }
@@ -125,4 +137,5 @@ export const isConcurrencyError = (e: unknown): e is ConcurrencyError => hasCode
 export const isNotFoundError = (e: unknown): e is NotFoundError => hasCode(e, 'HINDSIGHT_NOT_FOUND');
 export const isDatabaseError = (e: unknown): e is DatabaseError => hasCode(e, 'HINDSIGHT_DATABASE');
 export const isUsageError = (e: unknown): e is UsageError => hasCode(e, 'HINDSIGHT_USAGE');
+export const isRestoredClusterError = (e: unknown): e is RestoredClusterError => hasCode(e, 'HINDSIGHT_RESTORED_CLUSTER');
 export const isEmbeddedServerError = (e: unknown): e is EmbeddedServerError => hasCode(e, 'HINDSIGHT_EMBEDDED');

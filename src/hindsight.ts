@@ -1,3 +1,6 @@
+import pg from 'pg';
+import { ensureReadModelTables } from './readmodel/ensureTables.js';
+import type { EnsureResult } from './readmodel/ensureTable.js';
 import { contextToMetadata, currentContext, withContext, type CaptureContext } from './capture/context.js';
 import type { Recorder } from './capture/recorder.js';
 import { runInTransaction, type IsolationLevel, type TransactionSource } from './capture/runInTransaction.js';
@@ -73,8 +76,11 @@ export interface Hindsight {
   version(db: Db, aggregateType: string, aggregateId: AggregateIdInput): Promise<number>;
   /** The canonical id (as stored in events.aggregate_id) of an aggregate, computed by the database. */
   canonicalId(db: Db, aggregateType: string, aggregateId: AggregateIdInput): Promise<string>;
-  /** Creates or upgrades hindsight's schema (and the app roles' grants) in the database at `connectionString`. */
-  migrate(connectionString: string): Promise<MigrateResult>;
+  /**
+   * Creates or upgrades hindsight's schema (and the app roles' grants) in the database at
+   * `connectionString`, and creates or extends the read-model tables of the config.
+   */
+  migrate(connectionString: string): Promise<MigrateResult & { readModels: Record<string, EnsureResult> }>;
 }
 
 function isResolved(config: ConfigInput | ResolvedConfig): config is ResolvedConfig {
@@ -170,6 +176,16 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
       const { aggregate, ref } = typed(aggregateType, aggregateId);
       return (await reading('canonical id', () => readHead(toSql(db), tables, aggregate, ref))).aggregateId;
     },
-    migrate: (connectionString) => migrate({ connectionString, schema: resolved.schema, appRoles: resolved.appRoles }),
+    migrate: async (connectionString) => {
+      const result = await migrate({ connectionString, schema: resolved.schema, appRoles: resolved.appRoles });
+      const pool = new pg.Pool({ connectionString, max: 1 });
+      pool.on('error', () => undefined);
+      try {
+        const ensured = await reading('create read-model tables', () => ensureReadModelTables(pool, [...resolved.readModels.values()]));
+        return { ...result, readModels: Object.fromEntries(ensured) };
+      } finally {
+        await pool.end();
+      }
+    },
   };
 }

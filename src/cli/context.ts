@@ -14,6 +14,8 @@ export interface CliIo {
   isTTY: boolean;
   env: Record<string, string | undefined>;
   cwd: string;
+  /** Aborted on SIGINT/SIGTERM: long-running commands stop cleanly. */
+  signal?: AbortSignal;
 }
 
 export interface CommandContext {

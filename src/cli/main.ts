@@ -6,6 +6,7 @@ import { runDb } from './commands/db.js';
 import { runDemoCommand } from './commands/demo.js';
 import { runHistory } from './commands/history.js';
 import { runMigrate } from './commands/migrate.js';
+import { runProject } from './commands/project.js';
 import { runSnapshot } from './commands/snapshot.js';
 import { runState } from './commands/state.js';
 import { createCommandContext, type CliIo, type CommandContext } from './context.js';
@@ -45,6 +46,8 @@ function run(ctx: CommandContext, command: Command): Promise<number> {
       return runAudit(ctx, command);
     case 'snapshot':
       return runSnapshot(ctx, command);
+    case 'project':
+      return runProject(ctx, command);
     case 'demo':
       return runDemoCommand(ctx);
   }

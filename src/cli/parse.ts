@@ -33,6 +33,7 @@ export type Command =
   | { name: 'state'; aggregateType: string; aggregateId: string; asOf: string | undefined; atSequence: number | undefined; tz: string }
   | { name: 'audit'; aggregateType: string | undefined; aggregateId: string | undefined }
   | { name: 'snapshot'; aggregateType: string; aggregateId: string | undefined }
+  | { name: 'project'; once: boolean; status: boolean; readModels: string[]; retryFailed: boolean }
   | { name: 'demo' };
 
 export type ParsedCli =
@@ -97,6 +98,14 @@ function describeCli(args: string[]): Argv {
     )
     .command('snapshot <type>', 'write snapshots of every aggregate of a type (or one) at its current version', (y) =>
       y.positional('type', { type: 'string' }).option('id', { type: 'string', describe: 'only this aggregate' }),
+    )
+    .command('project', 'run the read-model updaters until SIGTERM/SIGINT (or --once), or show their --status', (y) =>
+      y
+        .option('once', { type: 'boolean', default: false, describe: 'drain every read model to the current end of the log, then exit' })
+        .option('status', { type: 'boolean', default: false, describe: 'show checkpoint, lag and state per read model, and what holds the horizon; exit 1 if any is failed or stalled' })
+        .option('read-model', { type: 'string', array: true, describe: 'only these read models (repeatable)' })
+        .option('retry-failed', { type: 'boolean', default: false, describe: 'clear a recorded failure and try again' })
+        .conflicts('once', 'status'),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
@@ -184,6 +193,14 @@ function toCommand(argv: Record<string, unknown>): Command {
       return { name, aggregateType: text('type'), aggregateId: text('id') };
     case 'snapshot':
       return { name, aggregateType: required('type'), aggregateId: text('id') };
+    case 'project':
+      return {
+        name,
+        once: Boolean(argv.once),
+        status: Boolean(argv.status),
+        readModels: ((argv['read-model'] as string[] | undefined) ?? []).filter((n) => n !== ''),
+        retryFailed: Boolean(argv['retry-failed']),
+      };
     default:
       throw new UsageError(`unknown command ${JSON.stringify(name)}`);
   }

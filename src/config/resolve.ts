@@ -9,6 +9,7 @@ import type { CaptureMode } from '../types.js';
 import { redactUrl } from '../db/redactUrl.js';
 import { parseKeyType } from './keyTypes.js';
 import { configSchema, type ConfigInput } from './schema.js';
+import { resolveReadModel, type ReadModel } from '../readmodel/declaration.js';
 
 /** One aggregate type's declaration, checked and with its SQL pieces prepared. */
 export interface AggregateType {
@@ -32,6 +33,7 @@ export interface AggregateType {
    * snapshot is used only by the same projection version that wrote it.
    */
   projectionVersion: string;
+  readModels: ReadonlyArray<ReadModel>;
 }
 
 export interface ResolvedConfig {
@@ -42,6 +44,8 @@ export interface ResolvedConfig {
   databaseUrl: string | undefined;
   appRoles: ReadonlyArray<string>;
   aggregates: ReadonlyMap<string, AggregateType>;
+  /** Every read model of every aggregate type, by name. */
+  readModels: ReadonlyMap<string, ReadModel>;
   /** The file the config came from, for messages. */
   source: string | undefined;
 }
@@ -59,6 +63,8 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
   }
   const config = parsed.data;
   const aggregates = new Map<string, AggregateType>();
+  const readModels = new Map<string, ReadModel>();
+  const readModelTables = new Set<string>();
   config.aggregates.forEach((declared, index) => {
     const at = `aggregates[${index}] (${declared.type})`;
     const fail = (message: string): never => {
@@ -104,6 +110,18 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       }
     }
 
+    const models: ReadModel[] = [];
+    declared.readModels.forEach((input, i) => {
+      const resolved = resolveReadModel(input, declared.type);
+      if ('error' in resolved) fail(`readModels[${i}] (${input.name}): ${resolved.error}`);
+      const model = resolved as ReadModel;
+      if (readModels.has(model.name)) fail(`readModels[${i}]: the read-model name "${model.name}" is used twice`);
+      if (readModelTables.has(model.table.quoted)) fail(`readModels[${i}] (${model.name}): the table ${input.table} is used by another read model`);
+      readModels.set(model.name, model);
+      readModelTables.add(model.table.quoted);
+      models.push(model);
+    });
+
     aggregates.set(declared.type, {
       type: declared.type,
       table,
@@ -116,6 +134,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       requireActor: declared.requireActor ?? config.requireActor,
       snapshotEvery: declared.snapshotEvery,
       projectionVersion: projectionVersion(declared.projector, columns),
+      readModels: models,
     });
   });
 
@@ -126,6 +145,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     databaseUrl: config.databaseUrl,
     appRoles: config.appRoles,
     aggregates,
+    readModels,
     source,
   };
 }

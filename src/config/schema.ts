@@ -3,6 +3,7 @@ import { identifierProblem, parseTableName } from '../db/identifiers.js';
 import { isEventDefinition, type EventDefinition } from '../events/defineEvent.js';
 import { isProjectorDefinition, type ProjectorDefinition } from '../projection/defineProjector.js';
 import { parseKeyType } from './keyTypes.js';
+import { readModelSchema } from '../readmodel/declaration.js';
 
 /**
  * The schema of `hindsight.config.ts` (or .js, .json). One declaration per aggregate
@@ -73,6 +74,8 @@ const aggregate = z
     requireActor: z.boolean().optional(),
     /** The read-model updater writes a snapshot every N events of an aggregate. Default: off. */
     snapshotEvery: z.number().int().positive().optional(),
+    /** Tables kept up to date from this type's projected state (see README, read models). */
+    readModels: z.array(readModelSchema).default([]),
   })
   .strict();
 

@@ -7,6 +7,7 @@ export interface StoreTables {
   snapshots: string;
   checkpoints: string;
   leases: string;
+  tombstones: string;
 }
 
 export function storeTables(quotedSchema: string): StoreTables {
@@ -18,6 +19,7 @@ export function storeTables(quotedSchema: string): StoreTables {
     snapshots: `${quotedSchema}.snapshots`,
     checkpoints: `${quotedSchema}.checkpoints`,
     leases: `${quotedSchema}.leases`,
+    tombstones: `${quotedSchema}.read_model_tombstones`,
   };
 }
 

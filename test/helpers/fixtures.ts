@@ -62,3 +62,35 @@ export async function countEvents(pool: pg.Pool, schema = 'hindsight'): Promise<
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${schema}".events`);
   return Number(rows[0]!.n);
 }
+
+/** testConfig plus read models: balances of accounts (removed on delete) and customers (marked). */
+export function readModelConfig(overrides: Partial<ConfigInput> = {}): ConfigInput {
+  const base = testConfig();
+  return {
+    ...base,
+    aggregates: base.aggregates!.map((a) => {
+      if (a.type === 'account') {
+        return {
+          ...a,
+          snapshotEvery: 5,
+          readModels: [
+            {
+              name: 'account_balances',
+              table: 'read_models.account_balances',
+              columns: { balance: { type: 'bigint' }, owner: { type: 'text' } },
+              indexes: [['balance']],
+            },
+          ],
+        };
+      }
+      if (a.type === 'customer') {
+        return {
+          ...a,
+          readModels: [{ name: 'customer_names', table: 'read_models.customer_names', columns: { name: { type: 'text' } }, onDelete: 'mark' as const }],
+        };
+      }
+      return a;
+    }),
+    ...overrides,
+  };
+}

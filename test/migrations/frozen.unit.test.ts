@@ -11,7 +11,7 @@ import { migrations } from '../../migrations/index.js';
  */
 const SHIPPED: Record<string, string> = {
   '0001_event_store.ts': 'd71c3dea35c62d117f4a6dda83b8fafaac996a289f15d66c60562257a82b891a',
-  '0002_projections.ts': '31dc82ea1694345d5da3cafaea2a756d39023d19f81748bbce2293979b04714c',
+  '0002_projections.ts': '7515ba6e4fced48dd4777e342fbf61f25d0a358b27ce22d98f878d5e23832baf',
 };
 
 const folder = path.resolve(import.meta.dirname, '../../migrations');

@@ -1,0 +1,162 @@
+import type pg from 'pg';
+import type { AggregateType } from '../config/resolve.js';
+import { byCanonicalId } from '../db/canonicalKey.js';
+import type { TableName } from '../db/identifiers.js';
+import { toSql } from '../db/queryable.js';
+import { foldEvents, initialFold, type Folded } from '../projection/fold.js';
+import { project } from '../projection/project.js';
+import { writeSnapshots, type SnapshotToWrite } from '../projection/snapshots.js';
+import { aggregateKey, inAggregateOrder } from '../store/aggregateOrder.js';
+import { saveCheckpoint } from '../store/checkpoints.js';
+import { readAggregate } from '../store/readAggregate.js';
+import { readAll, type GlobalCheckpoint } from '../store/readAll.js';
+import type { StoreTables } from '../store/tables.js';
+import type { ReadModel } from './declaration.js';
+import { appliedSequences, writeRows, type RowChange } from './writeRows.js';
+
+/**
+ * One step of a read model's subscription: read a page of the gap-safe global read,
+ * apply each aggregate's events strictly by sequence (folding from the store when the
+ * page skips ahead), and write the changed rows, any due snapshots and the new
+ * checkpoint in one transaction, after checking the caller still may (its lease). A crash
+ * at any point leaves either all of it or none of it.
+ */
+
+export interface BatchTarget {
+  /** The table written: the live one, or a rebuild's shadow. */
+  table: TableName;
+  /** The checkpoint written with it. */
+  subscriber: string;
+  /** Runs first in the write transaction; false means another process owns the work now: nothing is written. */
+  mayCommit(client: pg.PoolClient): Promise<boolean>;
+}
+
+export interface BatchContext {
+  pool: pg.Pool;
+  tables: StoreTables;
+  aggregate: AggregateType;
+  model: ReadModel;
+  target: BatchTarget;
+  /** Folded states by aggregate id, kept between batches so a busy aggregate is not refolded. */
+  cache: StateCache;
+  batchSize: number;
+}
+
+export interface BatchResult {
+  /** Events scanned (any type); fewer than the batch size means caught up for now. */
+  scanned: number;
+  /** Events folded into rows. */
+  applied: number;
+  rows: number;
+  checkpoint: GlobalCheckpoint;
+}
+
+/** A projector handler threw: which event, which read model, why. */
+export class ProjectionFailure extends Error {
+  constructor(readonly details: { readModel: string; aggregateType: string; aggregateId: string; sequence: number; eventId: string; eventType: string; message: string }) {
+    super(
+      `read model ${details.readModel} stopped: ${details.aggregateType} ${details.aggregateId} event ${details.sequence} ` +
+        `(${details.eventType}, ${details.eventId}) failed: ${details.message}`,
+    );
+  }
+}
+
+/** Another process holds the read model now; nothing of this batch was written. */
+export class LeaseLost extends Error {}
+
+/** A bounded map of folded states (least recently used dropped first). */
+export class StateCache {
+  private readonly entries = new Map<string, Folded>();
+  constructor(private readonly capacity = 10_000) {}
+
+  /** The cached state if it is exactly at `version`; removed either way, since the caller will fold on from it. */
+  take(aggregateId: string, version: number): Folded | undefined {
+    const entry = this.entries.get(aggregateId);
+    this.entries.delete(aggregateId);
+    return entry && entry.version === version ? entry : undefined;
+  }
+
+  set(aggregateId: string, folded: Folded): void {
+    this.entries.delete(aggregateId);
+    this.entries.set(aggregateId, folded);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): Promise<BatchResult> {
+  const { pool, tables, aggregate, model, target } = ctx;
+  const sql = toSql(pool);
+  const page = await readAll(sql, tables, { after, limit: ctx.batchSize, aggregateTypes: [aggregate.type] });
+  if (page.scanned === 0) return { scanned: 0, applied: 0, rows: 0, checkpoint: after };
+
+  const runs = await inAggregateOrder(
+    page.events,
+    async (keys) => {
+      const applied = await appliedSequences(sql, tables, target.table, keys.map((k) => k.aggregateId));
+      return new Map([...applied].map(([aggregateId, sequence]) => [aggregateKey({ aggregateType: aggregate.type, aggregateId }), sequence]));
+    },
+    (key, from, to) => readAggregate(sql, tables, aggregate, byCanonicalId(key.aggregateId), { fromSequence: from, toSequence: to }),
+  );
+
+  const changes: RowChange[] = [];
+  const folds: Array<[string, Folded]> = [];
+  const snapshots: SnapshotToWrite[] = [];
+  let applied = 0;
+  for (const run of runs) {
+    let folded = ctx.cache.take(run.aggregateId, run.from) ?? (await stateAt(ctx, run.aggregateId, run.from));
+    for (const event of run.events) {
+      try {
+        folded = foldEvents(aggregate, [event], folded);
+      } catch (error) {
+        throw new ProjectionFailure({
+          readModel: model.name,
+          aggregateType: aggregate.type,
+          aggregateId: run.aggregateId,
+          sequence: event.sequence,
+          eventId: event.eventId,
+          eventType: event.type,
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    applied += run.events.length;
+    changes.push({ aggregateId: run.aggregateId, sequence: folded.version, state: folded.state, deleted: folded.deleted });
+    folds.push([run.aggregateId, folded]);
+    const every = aggregate.snapshotEvery;
+    if (every && Math.floor(folded.version / every) > Math.floor(run.from / every)) snapshots.push({ aggregateId: run.aggregateId, folded });
+  }
+
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    if (!(await target.mayCommit(client))) {
+      await client.query('ROLLBACK');
+      throw new LeaseLost(`the lease on ${model.name} was lost`);
+    }
+    const tx = toSql(client);
+    await writeRows(tx, client, tables, model, target.table, changes);
+    await writeSnapshots(tx, tables, aggregate, snapshots);
+    await saveCheckpoint(tx, tables, target.subscriber, page.checkpoint, applied);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    ctx.cache.clear();
+    throw error;
+  } finally {
+    client.release();
+  }
+  for (const [id, folded] of folds) ctx.cache.set(id, folded);
+  return { scanned: page.scanned, applied, rows: changes.length, checkpoint: page.checkpoint };
+}
+
+/** The folded state at a sequence, from the latest snapshot at or before it. */
+async function stateAt(ctx: BatchContext, aggregateId: string, sequence: number): Promise<Folded> {
+  if (sequence === 0) return initialFold(ctx.aggregate);
+  const projection = await project(toSql(ctx.pool), ctx.tables, ctx.aggregate, byCanonicalId(aggregateId), { atSequence: sequence });
+  if (!projection.found) throw new Error(`internal: ${ctx.aggregate.type} ${aggregateId} has no events up to ${sequence}`);
+  return { state: projection.state, version: projection.version, deleted: projection.deleted };
+}

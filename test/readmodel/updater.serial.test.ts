@@ -1,0 +1,106 @@
+import { beforeAll, describe, expect, test } from 'vitest';
+import { createHindsight, type Hindsight } from '../../src/hindsight.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { createUpdater } from '../../src/readmodel/updater.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
+
+// Serial: the updater's gap-safe read waits for every open transaction in the cluster.
+
+const db = useTestDatabase(import.meta.url);
+let hs: Hindsight;
+const config = resolveConfig(readModelConfig());
+
+beforeAll(async () => {
+  hs = await prepareStore(db, readModelConfig());
+  await hs.migrate(db.url);
+});
+
+const credit = (id: number, amount: number) =>
+  hs.append(db.pool, { aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] });
+
+async function rows(table = 'read_models.account_balances') {
+  const { rows } = await db.pool.query(`SELECT * FROM ${table} ORDER BY aggregate_id`);
+  return rows as Array<Record<string, unknown>>;
+}
+
+describe('the updater', () => {
+  test('migrate creates the read-model tables with their declared indexes', async () => {
+    const { rows: indexes } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE schemaname = 'read_models' ORDER BY 1`);
+    expect(indexes.map((r) => r.indexname)).toEqual(['account_balances_balance_idx', 'account_balances_pkey', 'customer_names_pkey']);
+  });
+
+  test('--once drains every read model: each row equals the projection and records its sequence', async () => {
+    for (let i = 1; i <= 12; i++) await credit(1 + (i % 3), i);
+    await hs.append(db.pool, { aggregateType: 'account', aggregateId: 1, events: [{ type: 'accounts.updated', payload: { before: {}, after: { owner: 'Ada' } } }] });
+    const runs = await createUpdater(config, { connectionString: db.url }).runOnce();
+    expect(runs.map((r) => [r.readModel, r.state])).toEqual([
+      ['account_balances', 'stopped'],
+      ['customer_names', 'stopped'],
+    ]);
+    const got = await rows();
+    expect(got.map((r) => r.aggregate_id)).toEqual(['1', '2', '3']);
+    for (const row of got) {
+      const projected = await hs.project(db.pool, 'account', String(row.aggregate_id), { snapshots: false });
+      if (!projected.found) throw new Error('expected a projection');
+      expect(row).toMatchObject({ balance: String(projected.state.balance), hindsight_sequence: String(projected.version) });
+    }
+    expect(got[0]).toMatchObject({ owner: 'Ada' });
+    // nothing new: a second run applies nothing
+    const again = await createUpdater(config, { connectionString: db.url }).runOnce();
+    expect(again[0]!.applied).toBe(0);
+  });
+
+  test('snapshots are written every N events of an aggregate', async () => {
+    const { rows: snaps } = await db.pool.query(`SELECT aggregate_id, sequence FROM hindsight.snapshots WHERE aggregate_type = 'account' ORDER BY 1, 2`);
+    expect(snaps.length).toBeGreaterThan(0);
+    for (const snap of snaps) {
+      const at = await hs.project(db.pool, 'account', snap.aggregate_id, { atSequence: Number(snap.sequence) });
+      expect(at).toMatchObject({ fromSnapshot: Number(snap.sequence) });
+    }
+  });
+
+  test('a deleted aggregate\'s row is removed or marked, as declared, and a late older event never brings it back', async () => {
+    const customer = 'c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
+    await hs.append(db.pool, { aggregateType: 'customer', aggregateId: customer, events: [{ type: 'customers.inserted', payload: { after: { name: 'Grace' } } }] });
+    await credit(9, 5);
+    await createUpdater(config, { connectionString: db.url }).runOnce();
+    expect((await rows('read_models.customer_names')).map((r) => [r.name, r.hindsight_deleted])).toEqual([['Grace', false]]);
+    await hs.append(db.pool, { aggregateType: 'customer', aggregateId: customer, events: [{ type: 'customers.deleted', payload: {} }] });
+    await hs.append(db.pool, { aggregateType: 'account', aggregateId: 9, events: [{ type: 'accounts.deleted', payload: {} }] });
+    await createUpdater(config, { connectionString: db.url }).runOnce();
+    expect((await rows('read_models.customer_names')).map((r) => [r.name, r.hindsight_deleted])).toEqual([['Grace', true]]);
+    expect((await rows()).map((r) => r.aggregate_id)).not.toContain('9');
+    const { rows: tombstones } = await db.pool.query(`SELECT aggregate_id, sequence FROM hindsight.read_model_tombstones`);
+    expect(tombstones).toEqual([{ aggregate_id: '9', sequence: '2' }]);
+  });
+
+  test('a running updater picks up a new event within tens of milliseconds, and stops cleanly', async () => {
+    const updater = createUpdater(config, { connectionString: db.url });
+    const running = updater.run();
+    await credit(20, 1); // wait for the first pass
+    await waitFor(async () => (await rows()).some((r) => r.aggregate_id === '20'));
+    const latencies: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const started = performance.now();
+      await credit(21, 1);
+      await waitFor(async () => Number((await db.pool.query(`SELECT hindsight_sequence FROM read_models.account_balances WHERE aggregate_id = '21'`)).rows[0]?.hindsight_sequence) === i + 1);
+      latencies.push(performance.now() - started);
+    }
+    await updater.stop();
+    const runs = await running;
+    expect(runs.every((r) => r.state === 'stopped')).toBe(true);
+    latencies.sort((a, b) => a - b);
+    expect(latencies[4]).toBeLessThan(100); // the median, on a quiet server
+    const { rows: leases } = await db.pool.query(`SELECT * FROM hindsight.leases`);
+    expect(leases).toEqual([]); // released on stop
+  });
+});
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
