@@ -7,7 +7,7 @@ import { runInTransaction, type IsolationLevel, type TransactionSource } from '.
 import { wrapServiceFunction, type ServiceFunction, type WrapOptions } from './capture/wrap.js';
 import { aggregateTypeOf, resolveConfig, type ResolvedConfig } from './config/resolve.js';
 import type { ConfigInput } from './config/schema.js';
-import { byKey, keyParameters } from './db/canonicalKey.js';
+import { byCanonicalId, byKey, keyParameters } from './db/canonicalKey.js';
 import { describeDatabaseError } from './db/describeError.js';
 import { toSql, type Db } from './db/queryable.js';
 import { history, type Ledger } from './projection/history.js';
@@ -17,7 +17,10 @@ import { append, type AppendInput, type AppendResult } from './store/append.js';
 import { audit, type AuditOptions, type AuditReport } from './store/audit.js';
 import { migrate, type MigrateResult } from './store/migrate.js';
 import { readAggregate, readHead, type AggregateRange } from './store/readAggregate.js';
-import { readAll, type GlobalCheckpoint, type GlobalPage } from './store/readAll.js';
+import { readAll, type GlobalCheckpoint, type GlobalPage, type GlobalReadOptions } from './store/readAll.js';
+import { loadCheckpoint, saveCheckpoint, type SubscriberCheckpoint } from './store/checkpoints.js';
+import { inAggregateOrder, type AggregateRun, type AppliedUpTo } from './store/aggregateOrder.js';
+import { projectStatus, type ProjectStatus } from './readmodel/status.js';
 import { storeTables } from './store/tables.js';
 import type { AggregateIdInput, StoredEvent } from './types.js';
 import { toTimestampParam } from './time.js';
@@ -57,8 +60,23 @@ export interface Hindsight {
   withContext<T>(context: CaptureContext, fn: () => T): T;
   /** An aggregate's events in sequence order, optionally a sequence or time range. */
   readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange & Omit<AggregateRange, 'from' | 'to'>): Promise<StoredEvent[]>;
-  /** The gap-safe global read for subscribers: pass the returned checkpoint back to go on. */
-  readAll(db: Db, options?: { after?: GlobalCheckpoint; limit?: number }): Promise<GlobalPage>;
+  /**
+   * The gap-safe global read for subscribers: pass the returned checkpoint back to go on.
+   * Optionally only some aggregate types, event types, or events that occurred in [from, to).
+   */
+  readAll(db: Db, options?: Omit<GlobalReadOptions, 'from' | 'to'> & TimeRange): Promise<GlobalPage>;
+  /** A subscriber's stored checkpoint, if any. */
+  checkpoint(db: Db, subscriber: string): Promise<SubscriberCheckpoint | undefined>;
+  /** Stores a subscriber's checkpoint; call it in the transaction of the work it covers. */
+  saveCheckpoint(db: Db, subscriber: string, position: GlobalCheckpoint): Promise<void>;
+  /**
+   * The per-aggregate order contract for a page of the global read: per aggregate, the
+   * contiguous events after what the subscriber has applied, read from the store where
+   * the page skipped ahead.
+   */
+  inAggregateOrder(db: Db, events: readonly StoredEvent[], appliedUpTo: AppliedUpTo): Promise<AggregateRun[]>;
+  /** Per read model: checkpoint, lag, state; and the open transaction holding readers back. */
+  projectStatus(db: Db, readModels?: readonly string[]): Promise<ProjectStatus>;
   /** Projected state now, at a sequence, or as of a time. */
   project(
     db: Db,
@@ -142,7 +160,19 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
       const checked = timeParams(range, ['from', 'to']) as AggregateRange;
       return reading('read aggregate', () => readAggregate(toSql(db), tables, aggregate, ref, checked));
     },
-    readAll: async (db, options) => reading('read events', () => readAll(toSql(db), tables, options)),
+    readAll: async (db, options) => {
+      const checked = timeParams(options, ['from', 'to']) as GlobalReadOptions;
+      return reading('read events', () => readAll(toSql(db), tables, checked));
+    },
+    checkpoint: async (db, subscriber) => reading('read checkpoint', () => loadCheckpoint(toSql(db), tables, subscriber)),
+    saveCheckpoint: async (db, subscriber, position) => reading('save checkpoint', () => saveCheckpoint(toSql(db), tables, subscriber, position)),
+    inAggregateOrder: async (db, events, appliedUpTo) =>
+      reading('read events', () =>
+        inAggregateOrder(events, appliedUpTo, (key, from, to) =>
+          readAggregate(toSql(db), tables, aggregateTypeOf(resolved, key.aggregateType), byCanonicalId(key.aggregateId), { fromSequence: from, toSequence: to }),
+        ),
+      ),
+    projectStatus: async (db, readModels) => reading('read status', () => projectStatus(toSql(db), tables, resolved, readModels)),
     project: async (db, aggregateType, aggregateId, at) => {
       const { aggregate, ref } = typed(aggregateType, aggregateId);
       const checked = timeParams(at, ['asOf']) as ProjectAt;

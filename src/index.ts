@@ -28,7 +28,18 @@ export { withContext, currentContext } from './capture/context.js';
 export type { CaptureContext } from './capture/context.js';
 export { retryOnConflict, isRetryableConflict } from './capture/retry.js';
 export type { RetryOptions } from './capture/retry.js';
-export type { GlobalCheckpoint, GlobalPage } from './store/readAll.js';
+export type { GlobalCheckpoint, GlobalPage, GlobalReadOptions } from './store/readAll.js';
+export type { SubscriberCheckpoint } from './store/checkpoints.js';
+export type { AggregateKey, AggregateRun, AppliedUpTo } from './store/aggregateOrder.js';
+export type { TimeRange } from './hindsight.js';
+
+// Projections at scale: snapshots, read models, the updater
+export type { StateCodec } from './projection/stateCodec.js';
+export type { SnapshotProgress } from './projection/snapshotAggregates.js';
+export type { ReadModelInput, ReadModelWrite, ReadModelWriteInput } from './readmodel/declaration.js';
+export { createUpdater } from './readmodel/updater.js';
+export type { Updater, UpdaterOptions, ReadModelRun } from './readmodel/updater.js';
+export type { ProjectStatus, ReadModelStatus, HorizonHolder } from './readmodel/status.js';
 export { START_OF_LOG } from './store/readAll.js';
 export type { AggregateRange } from './store/readAggregate.js';
 export type { Projection, ProjectAt } from './projection/project.js';
@@ -61,6 +72,7 @@ export {
   DatabaseError,
   EmbeddedServerError,
   UsageError,
+  RestoredClusterError,
   isHindsightError,
   isConfigError,
   isValidationError,
@@ -69,4 +81,5 @@ export {
   isDatabaseError,
   isEmbeddedServerError,
   isUsageError,
+  isRestoredClusterError,
 } from './errors.js';

@@ -33,7 +33,15 @@ export type Command =
   | { name: 'state'; aggregateType: string; aggregateId: string; asOf: string | undefined; atSequence: number | undefined; tz: string }
   | { name: 'audit'; aggregateType: string | undefined; aggregateId: string | undefined }
   | { name: 'snapshot'; aggregateType: string; aggregateId: string | undefined }
-  | { name: 'project'; once: boolean; status: boolean; readModels: string[]; retryFailed: boolean }
+  | {
+      name: 'project';
+      once: boolean;
+      status: boolean;
+      readModels: string[];
+      retryFailed: boolean;
+      leaseTtlMs: number | undefined;
+      batchSize: number | undefined;
+    }
   | { name: 'demo' };
 
 export type ParsedCli =
@@ -101,10 +109,12 @@ function describeCli(args: string[]): Argv {
     )
     .command('project', 'run the read-model updaters until SIGTERM/SIGINT (or --once), or show their --status', (y) =>
       y
-        .option('once', { type: 'boolean', default: false, describe: 'drain every read model to the current end of the log, then exit' })
-        .option('status', { type: 'boolean', default: false, describe: 'show checkpoint, lag and state per read model, and what holds the horizon; exit 1 if any is failed or stalled' })
+        .option('once', { type: 'boolean', describe: 'drain every read model to the current end of the log, then exit' })
+        .option('status', { type: 'boolean', describe: 'show checkpoint, lag and state per read model, and what holds the horizon; exit 1 if any is failed or stalled' })
         .option('read-model', { type: 'string', array: true, describe: 'only these read models (repeatable)' })
         .option('retry-failed', { type: 'boolean', default: false, describe: 'clear a recorded failure and try again' })
+        .option('lease-ttl', { type: 'string', describe: 'seconds before another process takes over a dead one (default 10)' })
+        .option('batch-size', { type: 'string', describe: 'events read per batch (default 500)' })
         .conflicts('once', 'status'),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
@@ -200,10 +210,23 @@ function toCommand(argv: Record<string, unknown>): Command {
         status: Boolean(argv.status),
         readModels: ((argv['read-model'] as string[] | undefined) ?? []).filter((n) => n !== ''),
         retryFailed: Boolean(argv['retry-failed']),
+        leaseTtlMs: text('lease-ttl') === undefined ? undefined : positiveNumber(required('lease-ttl'), '--lease-ttl') * 1000,
+        batchSize: text('batch-size') === undefined ? undefined : wholeNumber(required('batch-size'), '--batch-size'),
       };
     default:
       throw new UsageError(`unknown command ${JSON.stringify(name)}`);
   }
+}
+
+function positiveNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function wholeNumber(value: string, flag: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`${flag} must be a whole number from 1, got ${JSON.stringify(value)}`);
+  return Number(value);
 }
 
 function parseJson(value: string, flag: string): unknown {

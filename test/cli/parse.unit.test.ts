@@ -92,3 +92,14 @@ describe('parsing the command line (no database)', () => {
     expect(await usageError(args as string[])).toMatch(message);
   });
 });
+
+describe('project', () => {
+  test('--once, --status, read models, retry, lease ttl and batch size', async () => {
+    expect((await command(['project'])).command).toEqual({ name: 'project', once: false, status: false, readModels: [], retryFailed: false, leaseTtlMs: undefined, batchSize: undefined });
+    expect((await command(['project', '--status', '--read-model', 'a', '--read-model', 'b'])).command).toMatchObject({ status: true, readModels: ['a', 'b'] });
+    expect((await command(['project', '--once', '--lease-ttl', '1.5', '--batch-size', '100', '--retry-failed'])).command).toMatchObject({ once: true, leaseTtlMs: 1500, batchSize: 100, retryFailed: true });
+    expect(await usageError(['project', '--once', '--status'])).toMatch(/mutually exclusive/);
+    expect(await usageError(['project', '--lease-ttl', '0'])).toMatch(/--lease-ttl must be a positive number/);
+    expect(await usageError(['project', '--batch-size', '1.5'])).toMatch(/--batch-size must be a whole number/);
+  });
+});

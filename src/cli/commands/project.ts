@@ -23,6 +23,8 @@ export async function runProject(ctx: CommandContext, command: Extract<Command, 
     connectionString: await ctx.databaseUrl(),
     readModels: command.readModels,
     retryFailed: command.retryFailed,
+    leaseTtlMs: command.leaseTtlMs,
+    batchSize: command.batchSize,
     onLog: (line) => ctx.note(line),
   });
   let runs: ReadModelRun[];
