@@ -7,6 +7,7 @@ import { runDemoCommand } from './commands/demo.js';
 import { runHistory } from './commands/history.js';
 import { runMigrate } from './commands/migrate.js';
 import { runProject } from './commands/project.js';
+import { runRebuild } from './commands/rebuild.js';
 import { runSnapshot } from './commands/snapshot.js';
 import { runState } from './commands/state.js';
 import { createCommandContext, type CliIo, type CommandContext } from './context.js';
@@ -48,6 +49,8 @@ function run(ctx: CommandContext, command: Command): Promise<number> {
       return runSnapshot(ctx, command);
     case 'project':
       return runProject(ctx, command);
+    case 'rebuild':
+      return runRebuild(ctx, command);
     case 'demo':
       return runDemoCommand(ctx);
   }

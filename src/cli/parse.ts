@@ -33,6 +33,7 @@ export type Command =
   | { name: 'state'; aggregateType: string; aggregateId: string; asOf: string | undefined; atSequence: number | undefined; tz: string }
   | { name: 'audit'; aggregateType: string | undefined; aggregateId: string | undefined }
   | { name: 'snapshot'; aggregateType: string; aggregateId: string | undefined }
+  | { name: 'rebuild'; readModels: string[]; all: boolean; cancel: boolean; batchSize: number | undefined; lockTimeoutMs: number | undefined }
   | {
       name: 'project';
       once: boolean;
@@ -116,6 +117,16 @@ function describeCli(args: string[]): Argv {
         .option('lease-ttl', { type: 'string', describe: 'seconds before another process takes over a dead one (default 10)' })
         .option('batch-size', { type: 'string', describe: 'events read per batch (default 500)' })
         .conflicts('once', 'status'),
+    )
+    .command('rebuild [read-model]', 'rebuild a read model into a shadow table from the start of the log, then swap it in without downtime', (y) =>
+      y
+        .positional('read-model', { type: 'string', describe: 'the read model to rebuild' })
+        .option('all', { type: 'boolean', describe: 'rebuild every read model of the config, one after the other' })
+        .option('cancel', { type: 'boolean', describe: 'drop an unfinished rebuild (its shadow table and checkpoint)' })
+        .option('batch-size', { type: 'string', describe: 'events read per batch (default 5000)' })
+        .option('lock-timeout', { type: 'string', describe: 'seconds the swap may wait for its locks (default 5)' })
+        .example('$0 rebuild account_balances', '')
+        .example('$0 rebuild --all --json', ''),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
@@ -203,6 +214,20 @@ function toCommand(argv: Record<string, unknown>): Command {
       return { name, aggregateType: text('type'), aggregateId: text('id') };
     case 'snapshot':
       return { name, aggregateType: required('type'), aggregateId: text('id') };
+    case 'rebuild': {
+      const one = text('read-model');
+      const all = Boolean(argv.all);
+      if (!one && !all) throw new UsageError('rebuild: name a read model, or give --all');
+      if (one && all) throw new UsageError('rebuild: give a read model or --all, not both');
+      return {
+        name,
+        readModels: one ? [one] : [],
+        all,
+        cancel: Boolean(argv.cancel),
+        batchSize: text('batch-size') === undefined ? undefined : wholeNumber(required('batch-size'), '--batch-size'),
+        lockTimeoutMs: text('lock-timeout') === undefined ? undefined : positiveNumber(required('lock-timeout'), '--lock-timeout') * 1000,
+      };
+    }
     case 'project':
       return {
         name,

@@ -28,11 +28,16 @@ export interface BatchTarget {
   /** The checkpoint written with it. */
   subscriber: string;
   /** Runs first in the write transaction; false means another process owns the work now: nothing is written. */
-  mayCommit(client: pg.PoolClient): Promise<boolean>;
+  mayCommit(client: pg.ClientBase): Promise<boolean>;
 }
 
 export interface BatchContext {
   pool: pg.Pool;
+  /**
+   * Run inside this open transaction instead (a rebuild's final catch-up, which holds the
+   * locks itself): reads and writes go through it, and nothing is committed here.
+   */
+  client?: pg.ClientBase;
   tables: StoreTables;
   aggregate: AggregateType;
   model: ReadModel;
@@ -89,7 +94,7 @@ export class StateCache {
 
 export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): Promise<BatchResult> {
   const { pool, tables, aggregate, model, target } = ctx;
-  const sql = toSql(pool);
+  const sql = toSql(ctx.client ?? pool);
   const page = await readAll(sql, tables, { after, limit: ctx.batchSize, aggregateTypes: [aggregate.type] });
   if (page.scanned === 0) return { scanned: 0, applied: 0, rows: 0, checkpoint: after };
 
@@ -130,24 +135,31 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
     if (every && Math.floor(folded.version / every) > Math.floor(run.from / every)) snapshots.push({ aggregateId: run.aggregateId, folded });
   }
 
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    if (!(await target.mayCommit(client))) {
-      await client.query('ROLLBACK');
-      throw new LeaseLost(`the lease on ${model.name} was lost`);
-    }
+  const write = async (client: pg.ClientBase) => {
     const tx = toSql(client);
     await writeRows(tx, client, tables, model, target.table, changes);
     await writeSnapshots(tx, tables, aggregate, snapshots);
     await saveCheckpoint(tx, tables, target.subscriber, page.checkpoint, applied);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    ctx.cache.clear();
-    throw error;
-  } finally {
-    client.release();
+  };
+  if (ctx.client) {
+    await write(ctx.client);
+  } else {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      if (!(await target.mayCommit(client))) {
+        await client.query('ROLLBACK');
+        throw new LeaseLost(`the lease on ${model.name} was lost`);
+      }
+      await write(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      ctx.cache.clear();
+      throw error;
+    } finally {
+      client.release();
+    }
   }
   for (const [id, folded] of folds) ctx.cache.set(id, folded);
   return { scanned: page.scanned, applied, rows: changes.length, checkpoint: page.checkpoint };
@@ -156,7 +168,7 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
 /** The folded state at a sequence, from the latest snapshot at or before it. */
 async function stateAt(ctx: BatchContext, aggregateId: string, sequence: number): Promise<Folded> {
   if (sequence === 0) return initialFold(ctx.aggregate);
-  const projection = await project(toSql(ctx.pool), ctx.tables, ctx.aggregate, byCanonicalId(aggregateId), { atSequence: sequence });
+  const projection = await project(toSql(ctx.client ?? ctx.pool), ctx.tables, ctx.aggregate, byCanonicalId(aggregateId), { atSequence: sequence });
   if (!projection.found) throw new Error(`internal: ${ctx.aggregate.type} ${aggregateId} has no events up to ${sequence}`);
   return { state: projection.state, version: projection.version, deleted: projection.deleted };
 }

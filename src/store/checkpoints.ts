@@ -57,14 +57,19 @@ export async function loadCheckpoint(sql: Sql, tables: StoreTables, subscriber: 
   return (await loadCheckpoints(sql, tables, [subscriber])).get(subscriber);
 }
 
-/** Moves a subscriber to `position` (and clears a recorded failure). Run it in the transaction of the work it covers. */
+/**
+ * Moves a subscriber forward to `position` (and clears a recorded failure). Run it in the
+ * transaction of the work it covers. Never moves a checkpoint back: a writer that raced
+ * a rebuild's swap cannot undo it. To start a subscriber over, delete its checkpoint.
+ */
 export async function saveCheckpoint(sql: Sql, tables: StoreTables, subscriber: string, position: GlobalCheckpoint, applied = 0): Promise<void> {
   await sql.query(
     `INSERT INTO ${tables.checkpoints} AS c (subscriber, transaction_id, global_position, events_applied, updated_at)
      VALUES ($1::text, $2::xid8, $3::bigint, $4::bigint, now())
      ON CONFLICT (subscriber) DO UPDATE
        SET transaction_id = excluded.transaction_id, global_position = excluded.global_position,
-           events_applied = c.events_applied + excluded.events_applied, updated_at = now(), failed_at = NULL, failure = NULL`,
+           events_applied = c.events_applied + excluded.events_applied, updated_at = now(), failed_at = NULL, failure = NULL
+       WHERE (c.transaction_id, c.global_position) <= (excluded.transaction_id, excluded.global_position)`,
     [subscriber, position.transactionId, String(position.globalPosition), String(applied)],
   );
 }

@@ -1,0 +1,266 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import pg from 'pg';
+import { aggregateTypeOf, type ResolvedConfig } from '../config/resolve.js';
+import { describeDatabaseError } from '../db/describeError.js';
+import { quoteIdent, type TableName } from '../db/identifiers.js';
+import { toSql } from '../db/queryable.js';
+import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
+import { ConfigError, DatabaseError } from '../errors.js';
+import { deleteCheckpoint, loadCheckpoint } from '../store/checkpoints.js';
+import { START_OF_LOG } from '../store/readAll.js';
+import { storeTables, type StoreTables } from '../store/tables.js';
+import type { ReadModel } from './declaration.js';
+import { ensureReadModelTable, shadowName } from './ensureTable.js';
+import { releaseLease, tryAcquireLease, verifyLease } from './leases.js';
+import { processBatch, StateCache, type BatchContext } from './processBatch.js';
+import { checkTransactionIds } from './restoredClusterGuard.js';
+import { swapTables } from './swapTables.js';
+
+/**
+ * Rebuilds a read model without downtime: builds a shadow table from the start of the
+ * log while the live table keeps serving reads and its updater keeps writing; then, in
+ * one transaction that locks the live read model's lease row (its updater's commits wait)
+ * under a lock_timeout, catches the shadow up and swaps it in with the checkpoint,
+ * carrying over grants, indexes and dependent views. Readers see the old table until the
+ * commit and the complete new one after it. Resumable after a crash from its own
+ * checkpoint; cancellable.
+ */
+
+export interface RebuildOptions {
+  connectionString: string;
+  /** Events read per batch. Default 5000. */
+  batchSize?: number;
+  /** How long the swap may wait for locks. Default 5 s. */
+  lockTimeoutMs?: number;
+  /** Stops the build after the current batch, leaving it resumable. */
+  signal?: AbortSignal;
+  onProgress?: (progress: RebuildProgress) => void;
+  onLog?: (line: string) => void;
+}
+
+export interface RebuildProgress {
+  readModel: string;
+  events: number;
+  /** Events of the type in the log when the rebuild started (for an ETA). */
+  total: number;
+  seconds: number;
+}
+
+export interface RebuildResult {
+  readModel: string;
+  /** 'swapped', or 'interrupted' (stopped by the signal; run again to resume). */
+  outcome: 'swapped' | 'interrupted';
+  resumed: boolean;
+  /** Events folded into the rebuilt table, including those of an interrupted earlier run. */
+  events: number;
+  /** Of those, folded by this run (less than `events` when it resumed). */
+  eventsThisRun: number;
+  rows: number;
+  seconds: number;
+  eventsPerSecond: number;
+}
+
+const LEASE_TTL_MS = 30_000;
+
+export async function rebuildReadModel(config: ResolvedConfig, name: string, options: RebuildOptions): Promise<RebuildResult> {
+  const model = readModelOf(config, name);
+  const tables = storeTables(config.quotedSchema);
+  const shadow = shadowTable(model.table);
+  const subscriber = rebuildSubscriber(model);
+  const owner = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: 3 });
+  pool.on('error', () => undefined);
+  const sql = toSql(pool);
+  const started = Date.now();
+  try {
+    await checkTransactionIds(sql, tables);
+    if (!(await tryAcquireLease(sql, tables, subscriber, owner, LEASE_TTL_MS))) {
+      throw new DatabaseError(`another rebuild of ${model.name} is running (its lease is held); wait for it, or cancel it with --cancel`);
+    }
+    const renew = setInterval(() => void tryAcquireLease(sql, tables, subscriber, owner, LEASE_TTL_MS).catch(() => undefined), LEASE_TTL_MS / 3);
+    try {
+      const existing = await loadCheckpoint(sql, tables, subscriber);
+      const shadowExists = await tableExists(sql, shadow);
+      const resumed = Boolean(existing && shadowExists);
+      if (!resumed) {
+        if (shadowExists) await sql.query(`DROP TABLE ${shadow.quoted}`);
+        await ensureReadModelTable(sql, model, shadow);
+        await deleteCheckpoint(sql, tables, subscriber);
+        options.onLog?.(`${model.name}: building ${shadow.quoted} from the start of the log`);
+      } else {
+        options.onLog?.(`${model.name}: resuming the rebuild into ${shadow.quoted}`);
+      }
+      const [{ total }] = (await sql.query<{ total: string }>(`SELECT count(*)::text AS total FROM ${tables.events} WHERE aggregate_type = $1::text`, [
+        model.aggregateType,
+      ])) as [{ total: string }];
+      const context: BatchContext = {
+        pool,
+        tables,
+        aggregate: aggregateTypeOf(config, model.aggregateType),
+        model,
+        cache: new StateCache(500_000),
+        batchSize: options.batchSize ?? 5000,
+        target: { table: shadow, subscriber, mayCommit: (client) => verifyLease(toSql(client), tables, subscriber, owner) },
+      };
+      const earlier = resumed ? (existing?.eventsApplied ?? 0) : 0;
+      let events = earlier;
+      let rows = 0;
+      let position = resumed ? existing!.position : START_OF_LOG;
+      // Build outside any long transaction, batch by batch, until caught up with the log.
+      for (;;) {
+        if (options.signal?.aborted) {
+          return { readModel: model.name, outcome: 'interrupted', resumed, events, eventsThisRun: events - earlier, rows, ...rate(events - earlier, started) };
+        }
+        const result = await processBatch(context, position);
+        events += result.applied;
+        rows += result.rows;
+        position = result.checkpoint;
+        options.onProgress?.({ readModel: model.name, events, total: Number(total), seconds: (Date.now() - started) / 1000 });
+        if (result.scanned < context.batchSize) break;
+      }
+      const swapped = await swapWithRetries(pool, tables, model, shadow, subscriber, context, options.lockTimeoutMs ?? 5000, options.onLog);
+      events += swapped.events;
+      rows += swapped.rows;
+      options.onLog?.(`${model.name}: swapped in the rebuilt table (${events} events)`);
+      return { readModel: model.name, outcome: 'swapped', resumed, events, eventsThisRun: events - earlier, rows, ...rate(events - earlier, started) };
+    } finally {
+      clearInterval(renew);
+      await releaseLease(sql, tables, subscriber, owner).catch(() => undefined);
+    }
+  } catch (error) {
+    throw describeDatabaseError(error, `rebuild ${model.name}`);
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The swap can lose a deadlock to a query that locks the read model and a view on it in
+ * the other order, or time out behind a long one: both leave everything as it was, so it
+ * is tried again a few times.
+ */
+async function swapWithRetries(...args: [...Parameters<typeof swap>, ((line: string) => void)?]): Promise<{ events: number; rows: number }> {
+  const [pool, tables, model, shadow, subscriber, context, lockTimeoutMs, onLog] = args;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await swap(pool, tables, model, shadow, subscriber, context, lockTimeoutMs);
+    } catch (error) {
+      const state = sqlStateOf(error) ?? (error as DatabaseError).sqlState;
+      const retryable = state === SQLSTATE.DEADLOCK_DETECTED || state === SQLSTATE.LOCK_NOT_AVAILABLE;
+      if (!retryable || attempt >= 3) throw error;
+      onLog?.(`${model.name}: the swap ${state === SQLSTATE.DEADLOCK_DETECTED ? 'lost a deadlock' : 'timed out on its locks'}; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
+
+/** The final catch-up and the swap, in one transaction holding the live read model's lease row. */
+async function swap(
+  pool: pg.Pool,
+  tables: StoreTables,
+  model: ReadModel,
+  shadow: TableName,
+  subscriber: string,
+  context: BatchContext,
+  lockTimeoutMs: number,
+): Promise<{ events: number; rows: number }> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+    const tx = toSql(client);
+    // Lock the live read model's lease row: its updater's commits lock it too, so none can
+    // land between this catch-up and the swap. A row is made if no updater ever ran.
+    await tx.query(
+      `INSERT INTO ${tables.leases} (name, owner, expires_at) VALUES ($1::text, 'rebuild', clock_timestamp()) ON CONFLICT (name) DO NOTHING`,
+      [model.subscriber],
+    );
+    await tx.query(`SELECT 1 FROM ${tables.leases} WHERE name = $1::text FOR UPDATE`, [model.subscriber]);
+    let events = 0;
+    let rows = 0;
+    const inside: BatchContext = { ...context, client };
+    let position = (await loadCheckpoint(tx, tables, subscriber))?.position ?? START_OF_LOG;
+    for (;;) {
+      const result = await processBatch(inside, position);
+      events += result.applied;
+      rows += result.rows;
+      position = result.checkpoint;
+      if (result.scanned === 0) break;
+    }
+    await swapTables(tx, tables, model, shadow);
+    // The live checkpoint becomes the shadow's, which is at or past it.
+    await tx.query(
+      `INSERT INTO ${tables.checkpoints} (subscriber, transaction_id, global_position, events_applied, updated_at)
+       SELECT $1::text, transaction_id, global_position, events_applied, now() FROM ${tables.checkpoints} WHERE subscriber = $2::text
+       ON CONFLICT (subscriber) DO UPDATE SET transaction_id = excluded.transaction_id, global_position = excluded.global_position,
+         events_applied = excluded.events_applied, updated_at = now(), failed_at = NULL, failure = NULL`,
+      [model.subscriber, subscriber],
+    );
+    await deleteCheckpoint(tx, tables, subscriber);
+    await tx.query(`DELETE FROM ${tables.leases} WHERE name = $1::text AND owner = 'rebuild'`, [model.subscriber]);
+    await client.query('COMMIT');
+    return { events, rows };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if (sqlStateOf(error) === SQLSTATE.LOCK_NOT_AVAILABLE) {
+      throw new DatabaseError(
+        `the swap of ${model.name} could not get its locks within ${lockTimeoutMs} ms (long queries on the read model, or a busy updater); ` +
+          'the rebuilt table is kept: run the rebuild again to resume and retry the swap',
+        { sqlState: SQLSTATE.LOCK_NOT_AVAILABLE, cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Drops a rebuild's shadow table and checkpoint. */
+export async function cancelRebuild(config: ResolvedConfig, name: string, connectionString: string): Promise<boolean> {
+  const model = readModelOf(config, name);
+  const tables = storeTables(config.quotedSchema);
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    const sql = toSql(client);
+    const shadow = shadowTable(model.table);
+    const existed = await tableExists(sql, shadow);
+    await client.query('BEGIN');
+    if (existed) await sql.query(`DROP TABLE ${shadow.quoted}`);
+    await deleteCheckpoint(sql, tables, rebuildSubscriber(model));
+    await sql.query(`DELETE FROM ${tables.leases} WHERE name = $1::text`, [rebuildSubscriber(model)]);
+    await client.query('COMMIT');
+    return existed;
+  } finally {
+    await client.end();
+  }
+}
+
+function readModelOf(config: ResolvedConfig, name: string): ReadModel {
+  const model = config.readModels.get(name);
+  if (!model) {
+    const known = [...config.readModels.keys()];
+    throw new ConfigError(`unknown read model "${name}"; ${known.length ? `the config declares: ${known.join(', ')}` : 'the config declares none'}`);
+  }
+  return model;
+}
+
+export function shadowTable(table: TableName): TableName {
+  const name = shadowName(table.name);
+  return { schema: table.schema, name, quoted: table.schema ? `${quoteIdent(table.schema)}.${quoteIdent(name)}` : quoteIdent(name) };
+}
+
+function rebuildSubscriber(model: ReadModel): string {
+  return `rebuild:${model.name}`;
+}
+
+async function tableExists(sql: ReturnType<typeof toSql>, table: TableName): Promise<boolean> {
+  const [row] = await sql.query<{ found: boolean }>(`SELECT to_regclass($1::text) IS NOT NULL AS found`, [table.quoted]);
+  return Boolean(row?.found);
+}
+
+function rate(events: number, started: number): { seconds: number; eventsPerSecond: number } {
+  const seconds = (Date.now() - started) / 1000;
+  return { seconds, eventsPerSecond: seconds > 0 ? events / seconds : 0 };
+}
