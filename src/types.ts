@@ -38,8 +38,8 @@ export interface EventMetadata {
   [key: string]: unknown;
 }
 
-/** An event as stored, with every column in a lossless JavaScript form. */
-export interface StoredEvent<P = unknown> {
+/** What a projector's handler gets: the columns a fold uses (read lean, metadata parsed on first use). */
+export interface ProjectedEvent<P = unknown> {
   globalPosition: number;
   eventId: string;
   aggregateType: string;
@@ -51,13 +51,17 @@ export interface StoredEvent<P = unknown> {
   payload: P;
   metadata: EventMetadata;
   source: EventSource;
+  /** ISO-8601 in UTC to the microsecond, e.g. `2026-02-03T09:15:00.123456Z`. */
+  occurredAt: string;
+}
+
+/** An event as stored, with every column in a lossless JavaScript form. */
+export interface StoredEvent<P = unknown> extends ProjectedEvent<P> {
   sourceCommitLsn: string | null;
   sourceOrdinal: number | null;
   sourceXid: string | null;
   /** xid8 of the transaction that wrote the event, as decimal text. */
   transactionId: string;
-  /** ISO-8601 in UTC to the microsecond, e.g. `2026-02-03T09:15:00.123456Z`. */
-  occurredAt: string;
   recordedAt: string;
   /** sha256 chained over the aggregate's events, hex. */
   hash: string;

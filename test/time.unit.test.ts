@@ -29,3 +29,14 @@ describe('times', () => {
     expect(zoneOffsetMinutes('UTC', Date.now())).toBe(0);
   });
 });
+
+import { epochToIso } from '../src/store/eventRow.js';
+
+test("PostgreSQL's epoch seconds become ISO UTC text to the microsecond", () => {
+  expect(epochToIso('1769940000.123456')).toBe('2026-02-01T10:00:00.123456Z');
+  expect(epochToIso('1769940000')).toBe('2026-02-01T10:00:00.000000Z');
+  expect(epochToIso('1769940000.1')).toBe('2026-02-01T10:00:00.100000Z');
+  expect(epochToIso('-1.5')).toBe('1969-12-31T23:59:58.500000Z');
+  expect(epochToIso('-0.000001')).toBe('1969-12-31T23:59:59.999999Z');
+  expect(epochToIso('253402300799.999999')).toBe('9999-12-31T23:59:59.999999Z');
+});

@@ -1,9 +1,9 @@
 import { ValidationError } from '../errors.js';
-import type { StoredEvent } from '../types.js';
+import type { ProjectedEvent } from '../types.js';
 import { defaultStateCodec, type StateCodec } from './stateCodec.js';
 
 /** A handler folds one event into the state and returns the new state. */
-export type Handler<S> = (state: S, event: StoredEvent<any>) => S;
+export type Handler<S> = (state: S, event: ProjectedEvent<any>) => S;
 
 export interface ProjectorDefinition<S = any> {
   readonly [PROJECTOR_DEFINITION]: true;

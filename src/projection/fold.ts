@@ -1,7 +1,7 @@
 import type { AggregateType } from '../config/resolve.js';
 import { ValidationError } from '../errors.js';
 import { genericKindOf, type RowImage } from '../events/genericEvents.js';
-import type { StoredEvent } from '../types.js';
+import type { ProjectedEvent } from '../types.js';
 import { upcast } from './upcast.js';
 
 /** An aggregate's state after a prefix of its events. */
@@ -23,7 +23,7 @@ export function initialFold(aggregate: AggregateType): Folded {
  * the default fold of the column map; any other type is skipped, or refused when the
  * projector is strict. Payloads are upcast to the current schema version first.
  */
-export function foldEvents<S>(aggregate: AggregateType, events: Iterable<StoredEvent>, start: Folded<S> = initialFold(aggregate)): Folded<S> {
+export function foldEvents<S>(aggregate: AggregateType, events: Iterable<ProjectedEvent>, start: Folded<S> = initialFold(aggregate)): Folded<S> {
   let { state, version, deleted } = start;
   const handlers = aggregate.projector?.handlers ?? {};
   for (const stored of events) {
@@ -52,7 +52,7 @@ export function foldEvents<S>(aggregate: AggregateType, events: Iterable<StoredE
 }
 
 /** The column map turns a generic event's after-image into state fields. */
-function defaultFold(aggregate: AggregateType, state: unknown, kind: string, event: StoredEvent): unknown {
+function defaultFold(aggregate: AggregateType, state: unknown, kind: string, event: ProjectedEvent): unknown {
   if (kind === 'deleted') return state;
   if (typeof state !== 'object' || state === null || Array.isArray(state)) {
     throw new ValidationError(

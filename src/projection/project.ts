@@ -2,7 +2,8 @@ import type { AggregateType } from '../config/resolve.js';
 import type { AggregateRef } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
 import { ValidationError } from '../errors.js';
-import { readAggregate, readHead, sequenceAsOf } from '../store/readAggregate.js';
+import { readHead, sequenceAsOf } from '../store/readAggregate.js';
+import { readAggregateForFold } from '../store/readForFold.js';
 import type { StoreTables } from '../store/tables.js';
 import { foldEvents, initialFold } from './fold.js';
 import { latestSnapshot } from './snapshots.js';
@@ -88,7 +89,7 @@ export async function project(
   }
   const snapshot = at.snapshots === false ? undefined : await latestSnapshot(sql, tables, aggregate, ref, upTo);
   const start = snapshot ?? initialFold(aggregate);
-  const events = start.version === upTo ? [] : await readAggregate(sql, tables, aggregate, ref, { fromSequence: start.version + 1, toSequence: upTo });
+  const events = start.version === upTo ? [] : await readAggregateForFold(sql, tables, aggregate, ref, start.version + 1, upTo);
   const folded = foldEvents(aggregate, events, start);
   return { found: true, aggregateId: head.aggregateId, ...folded, latestVersion: head.version, fromSnapshot: snapshot?.version ?? null };
 }

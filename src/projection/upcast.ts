@@ -1,13 +1,13 @@
 import type { AggregateType } from '../config/resolve.js';
 import { ValidationError } from '../errors.js';
-import type { StoredEvent } from '../types.js';
+import type { ProjectedEvent } from '../types.js';
 
 /**
  * Brings a stored payload to the current schema version of its event definition by
  * running the upcasters from its stored version up. Stored events are never rewritten;
  * projectors always see the current shape.
  */
-export function upcast(aggregate: AggregateType, event: StoredEvent): StoredEvent {
+export function upcast<E extends ProjectedEvent>(aggregate: AggregateType, event: E): E {
   const definition = aggregate.events.get(event.type);
   if (!definition || event.schemaVersion === definition.version) return event;
   if (event.schemaVersion > definition.version) {
@@ -25,5 +25,6 @@ export function upcast(aggregate: AggregateType, event: StoredEvent): StoredEven
     }
     payload = step(payload);
   }
-  return { ...event, payload, schemaVersion: definition.version };
+  // A copy: the stored event (and a caller's page of events) stays as read.
+  return Object.assign(Object.create(Object.getPrototypeOf(event) as object) as E, event, { payload, schemaVersion: definition.version });
 }

@@ -8,8 +8,8 @@ import { project } from '../projection/project.js';
 import { writeSnapshots, type SnapshotToWrite } from '../projection/snapshots.js';
 import { aggregateKey, inAggregateOrder } from '../store/aggregateOrder.js';
 import { saveCheckpoint } from '../store/checkpoints.js';
-import { readAggregate } from '../store/readAggregate.js';
-import { readAll, type GlobalCheckpoint } from '../store/readAll.js';
+import type { GlobalCheckpoint } from '../store/readAll.js';
+import { readAggregateForFold, readPageForFold } from '../store/readForFold.js';
 import type { StoreTables } from '../store/tables.js';
 import type { ReadModel } from './declaration.js';
 import { appliedSequences, writeRows, type RowChange } from './writeRows.js';
@@ -95,7 +95,7 @@ export class StateCache {
 export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): Promise<BatchResult> {
   const { pool, tables, aggregate, model, target } = ctx;
   const sql = toSql(ctx.client ?? pool);
-  const page = await readAll(sql, tables, { after, limit: ctx.batchSize, aggregateTypes: [aggregate.type] });
+  const page = await readPageForFold(sql, tables, after, ctx.batchSize, [aggregate.type]);
   if (page.scanned === 0) return { scanned: 0, applied: 0, rows: 0, checkpoint: after };
 
   const runs = await inAggregateOrder(
@@ -104,7 +104,7 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
       const applied = await appliedSequences(sql, tables, target.table, keys.map((k) => k.aggregateId));
       return new Map([...applied].map(([aggregateId, sequence]) => [aggregateKey({ aggregateType: aggregate.type, aggregateId }), sequence]));
     },
-    (key, from, to) => readAggregate(sql, tables, aggregate, byCanonicalId(key.aggregateId), { fromSequence: from, toSequence: to }),
+    (key, from, to) => readAggregateForFold(sql, tables, aggregate, byCanonicalId(key.aggregateId), from, to),
   );
 
   const changes: RowChange[] = [];

@@ -7,8 +7,14 @@ import { quoteIdent, type TableName } from '../db/identifiers.js';
 import { toSql } from '../db/queryable.js';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { ConfigError, DatabaseError } from '../errors.js';
-import { deleteCheckpoint, loadCheckpoint } from '../store/checkpoints.js';
-import { START_OF_LOG } from '../store/readAll.js';
+import { byCanonicalId } from '../db/canonicalKey.js';
+import { foldEvents, initialFold, type Folded } from '../projection/fold.js';
+import { project } from '../projection/project.js';
+import { aggregateKey, inAggregateOrder } from '../store/aggregateOrder.js';
+import { deleteCheckpoint, loadCheckpoint, saveCheckpoint } from '../store/checkpoints.js';
+import { START_OF_LOG, type GlobalCheckpoint } from '../store/readAll.js';
+import { readAggregateForFold, readPageForFold } from '../store/readForFold.js';
+import { appliedSequences, writeRows, type RowChange } from './writeRows.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
 import type { ReadModel } from './declaration.js';
 import { ensureReadModelTable, shadowName } from './ensureTable.js';
@@ -106,18 +112,16 @@ export async function rebuildReadModel(config: ResolvedConfig, name: string, opt
       const earlier = resumed ? (existing?.eventsApplied ?? 0) : 0;
       let events = earlier;
       let rows = 0;
-      let position = resumed ? existing!.position : START_OF_LOG;
-      // Build outside any long transaction, batch by batch, until caught up with the log.
-      for (;;) {
-        if (options.signal?.aborted) {
-          return { readModel: model.name, outcome: 'interrupted', resumed, events, eventsThisRun: events - earlier, rows, ...rate(events - earlier, started) };
-        }
-        const result = await processBatch(context, position);
-        events += result.applied;
-        rows += result.rows;
-        position = result.checkpoint;
-        options.onProgress?.({ readModel: model.name, events, total: Number(total), seconds: (Date.now() - started) / 1000 });
-        if (result.scanned < context.batchSize) break;
+      const building = await buildShadow(context, resumed ? existing!.position : START_OF_LOG, {
+        signal: options.signal,
+        onApplied: (applied) => {
+          events += applied;
+          options.onProgress?.({ readModel: model.name, events, total: Number(total), seconds: (Date.now() - started) / 1000 });
+        },
+      });
+      rows += building.rows;
+      if (building.interrupted) {
+        return { readModel: model.name, outcome: 'interrupted', resumed, events, eventsThisRun: events - earlier, rows, ...rate(events - earlier, started) };
       }
       const swapped = await swapWithRetries(pool, tables, model, shadow, subscriber, context, options.lockTimeoutMs ?? 5000, options.onLog);
       events += swapped.events;
@@ -133,6 +137,91 @@ export async function rebuildReadModel(config: ResolvedConfig, name: string, opt
   } finally {
     await pool.end().catch(() => undefined);
   }
+}
+
+/** Flush the buffered rows after this many changed aggregates, or this often. */
+const FLUSH_ROWS = 50_000;
+const FLUSH_MS = 5_000;
+/** Past this many aggregates in memory, states are dropped after a flush and read back from the shadow as needed. */
+const MAX_STATES = 1_000_000;
+
+/**
+ * Builds the shadow from `position` up to the current end of the log. Unlike the
+ * updater, which writes every batch, it keeps every touched aggregate's state in memory
+ * and writes each changed row once per flush (a busy aggregate appears in many batches of
+ * an interleaved log), together with the rebuild's checkpoint, so a crash resumes from the
+ * last flush.
+ */
+async function buildShadow(
+  ctx: BatchContext,
+  position: GlobalCheckpoint,
+  options: { signal?: AbortSignal; onApplied(events: number): void },
+): Promise<{ rows: number; interrupted: boolean }> {
+  const sql = toSql(ctx.pool);
+  const states = new Map<string, Folded>();
+  const dirty = new Set<string>();
+  let pendingEvents = 0;
+  let rows = 0;
+  let lastFlush = Date.now();
+  const flush = async () => {
+    const changes: RowChange[] = [...dirty].map((id) => {
+      const folded = states.get(id)!;
+      return { aggregateId: id, sequence: folded.version, state: folded.state, deleted: folded.deleted };
+    });
+    const client = await ctx.pool.connect();
+    try {
+      await client.query('BEGIN');
+      if (!(await ctx.target.mayCommit(client))) throw new DatabaseError(`the rebuild of ${ctx.model.name} lost its lease to another rebuild`);
+      await writeRows(toSql(client), client, ctx.tables, ctx.model, ctx.target.table, changes);
+      await saveCheckpoint(toSql(client), ctx.tables, ctx.target.subscriber, position, pendingEvents);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    rows += changes.length;
+    dirty.clear();
+    pendingEvents = 0;
+    lastFlush = Date.now();
+    if (states.size > MAX_STATES) states.clear();
+  };
+  for (;;) {
+    if (options.signal?.aborted) {
+      if (dirty.size > 0) await flush();
+      return { rows, interrupted: true };
+    }
+    const page = await readPageForFold(sql, ctx.tables, position, ctx.batchSize, [ctx.aggregate.type]);
+    const runs = await inAggregateOrder(
+      page.events,
+      async (keys) => {
+        const unknown = keys.filter((k) => !states.has(k.aggregateId)).map((k) => k.aggregateId);
+        const stored = unknown.length ? await appliedSequences(sql, ctx.tables, ctx.target.table, unknown) : new Map<string, number>();
+        return new Map(
+          keys.map((k) => [aggregateKey(k), states.get(k.aggregateId)?.version ?? stored.get(k.aggregateId) ?? 0] as const),
+        );
+      },
+      (key, from, to) => readAggregateForFold(sql, ctx.tables, ctx.aggregate, byCanonicalId(key.aggregateId), from, to),
+    );
+    for (const run of runs) {
+      const start = states.get(run.aggregateId) ?? (run.from === 0 ? initialFold(ctx.aggregate) : await foldedAt(ctx, run.aggregateId, run.from));
+      states.set(run.aggregateId, foldEvents(ctx.aggregate, run.events, start));
+      dirty.add(run.aggregateId);
+      pendingEvents += run.events.length;
+    }
+    position = page.checkpoint;
+    options.onApplied(runs.reduce((n, r) => n + r.events.length, 0));
+    const caughtUp = page.scanned < ctx.batchSize;
+    if (caughtUp || dirty.size >= FLUSH_ROWS || Date.now() - lastFlush > FLUSH_MS) await flush();
+    if (caughtUp) return { rows, interrupted: false };
+  }
+}
+
+async function foldedAt(ctx: BatchContext, aggregateId: string, sequence: number): Promise<Folded> {
+  const projection = await project(toSql(ctx.pool), ctx.tables, ctx.aggregate, byCanonicalId(aggregateId), { atSequence: sequence });
+  if (!projection.found) throw new Error(`internal: ${ctx.aggregate.type} ${aggregateId} has no events up to ${sequence}`);
+  return { state: projection.state, version: projection.version, deleted: projection.deleted };
 }
 
 /**

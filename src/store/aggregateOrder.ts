@@ -1,4 +1,4 @@
-import type { StoredEvent } from '../types.js';
+import type { ProjectedEvent } from '../types.js';
 
 /**
  * The per-aggregate order contract, for any subscriber of the gap-safe global read. That
@@ -13,24 +13,24 @@ export interface AggregateKey {
   aggregateId: string;
 }
 
-export interface AggregateRun extends AggregateKey {
+export interface AggregateRun<E extends ProjectedEvent = ProjectedEvent> extends AggregateKey {
   /** The sequence already applied before this run (0 for none). */
   from: number;
   /** Sequences from+1, from+2, ... without gaps. */
-  events: StoredEvent[];
+  events: E[];
 }
 
 /** What the subscriber has applied, per aggregate (absent: nothing). */
 export type AppliedUpTo = (aggregates: AggregateKey[]) => Promise<Map<string, number>>;
 /** Reads sequences from..to (inclusive) of one aggregate from the store. */
-export type FetchRange = (aggregate: AggregateKey, from: number, to: number) => Promise<StoredEvent[]>;
+export type FetchRange<E extends ProjectedEvent = ProjectedEvent> = (aggregate: AggregateKey, from: number, to: number) => Promise<E[]>;
 
 export function aggregateKey(aggregate: AggregateKey): string {
   return `${aggregate.aggregateType}\u0000${aggregate.aggregateId}`;
 }
 
-export async function inAggregateOrder(page: readonly StoredEvent[], appliedUpTo: AppliedUpTo, fetch: FetchRange): Promise<AggregateRun[]> {
-  const byAggregate = new Map<string, StoredEvent[]>();
+export async function inAggregateOrder<E extends ProjectedEvent>(page: readonly E[], appliedUpTo: AppliedUpTo, fetch: FetchRange<E>): Promise<AggregateRun<E>[]> {
+  const byAggregate = new Map<string, E[]>();
   for (const event of page) {
     const key = aggregateKey(event);
     let events = byAggregate.get(key);
@@ -39,7 +39,7 @@ export async function inAggregateOrder(page: readonly StoredEvent[], appliedUpTo
   }
   const keys = [...byAggregate.values()].map(([first]) => ({ aggregateType: first!.aggregateType, aggregateId: first!.aggregateId }));
   const applied = await appliedUpTo(keys);
-  const runs: AggregateRun[] = [];
+  const runs: AggregateRun<E>[] = [];
   for (const key of keys) {
     const received = byAggregate.get(aggregateKey(key))!.sort((a, b) => a.sequence - b.sequence);
     const from = applied.get(aggregateKey(key)) ?? 0;

@@ -1,4 +1,4 @@
-import type { EventMetadata, EventSource, StoredEvent } from '../types.js';
+import type { EventMetadata, EventSource, ProjectedEvent, StoredEvent } from '../types.js';
 
 /**
  * The SELECT list for reading events: every column as text in a form no session setting
@@ -59,4 +59,60 @@ export function toStoredEvent(row: EventRow): StoredEvent {
     recordedAt: row.recorded_at,
     hash: row.hash,
   };
+}
+
+/**
+ * The lean SELECT list for folds (projections, the updater, rebuilds): what a handler
+ * gets (ProjectedEvent), with occurred_at as epoch seconds text, which is cheaper to
+ * produce than formatted text and as session-independent.
+ */
+export const FOLD_COLUMNS = `
+  e.global_position::text AS global_position, e.event_id::text AS event_id, e.aggregate_type, e.aggregate_id,
+  e.sequence::text AS sequence, e.event_type, e.schema_version::text AS schema_version, e.payload::text AS payload,
+  e.metadata::text AS metadata, e.source, extract(epoch FROM e.occurred_at)::text AS occurred_epoch`;
+
+export interface FoldRow {
+  global_position: string;
+  event_id: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  sequence: string;
+  event_type: string;
+  schema_version: string;
+  payload: string;
+  metadata: string;
+  source: string;
+  occurred_epoch: string;
+}
+
+export function toProjectedEvent(row: FoldRow): ProjectedEvent {
+  return {
+    globalPosition: Number(row.global_position),
+    eventId: row.event_id,
+    aggregateType: row.aggregate_type,
+    aggregateId: row.aggregate_id,
+    sequence: Number(row.sequence),
+    type: row.event_type,
+    schemaVersion: Number(row.schema_version),
+    payload: JSON.parse(row.payload) as unknown,
+    metadata: JSON.parse(row.metadata) as EventMetadata,
+    source: row.source as EventSource,
+    occurredAt: epochToIso(row.occurred_epoch),
+  };
+}
+
+/** `1769940000.123456` (PostgreSQL's exact epoch seconds) as `2026-02-01T10:00:00.123456Z`. */
+export function epochToIso(epoch: string): string {
+  const dot = epoch.indexOf('.');
+  if (epoch[0] !== '-') {
+    // the common case, without BigInt: whole seconds fit a double exactly, the fraction stays text
+    const seconds = Number(dot < 0 ? epoch : epoch.slice(0, dot));
+    const fraction = dot < 0 ? '000000' : epoch.slice(dot + 1, dot + 7).padEnd(6, '0');
+    return `${new Date(seconds * 1000).toISOString().slice(0, 19)}.${fraction}Z`;
+  }
+  const [whole = '0', fraction = ''] = epoch.slice(1).split('.');
+  const micros = -(BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, '0').slice(0, 6)));
+  const millis = micros >= 0n ? micros / 1000n : -((-micros + 999n) / 1000n);
+  const microsOfSecond = ((micros % 1_000_000n) + 1_000_000n) % 1_000_000n;
+  return `${new Date(Number(millis)).toISOString().slice(0, 19)}.${String(microsOfSecond).padStart(6, '0')}Z`;
 }
