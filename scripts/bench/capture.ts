@@ -5,6 +5,7 @@ import { createHindsight } from '../../src/hindsight.js';
 import { defineEvent } from '../../src/events/defineEvent.js';
 import { migrate } from '../../src/store/migrate.js';
 import { closedLoop, fmt, stats, type BenchArgs, type Stats } from './harness.js';
+import { startUpdaterProcess } from './updaterLag.js';
 
 /**
  * The cost of capture. Three variants of one service call, over 100,000 accounts:
@@ -41,11 +42,12 @@ async function walPosition(pool: pg.Pool): Promise<number> {
   return Number(rows[0]!.bytes);
 }
 
-export async function benchCapture(url: string, args: BenchArgs, log: (line: string) => void): Promise<CaptureResult[]> {
+export async function benchCapture(url: string, args: BenchArgs, log: (line: string) => void, options: { withUpdater?: boolean } = {}): Promise<CaptureResult[]> {
   const admin = new pg.Client(url);
   await admin.connect();
   await admin.query('DROP TABLE IF EXISTS accounts, bench_reference_events');
   await admin.query('DROP SCHEMA IF EXISTS hindsight CASCADE');
+  await admin.query('DROP SCHEMA IF EXISTS read_models CASCADE');
   await admin.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())`);
   await admin.query(`INSERT INTO accounts (id) SELECT g FROM generate_series(1, ${ACCOUNTS}) g`);
   await migrate({ connectionString: url });
@@ -103,7 +105,12 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
     },
   };
 
+  // Optionally with the read-model updater running, as production would: it reads every
+  // event B appends and writes a read-model row for it.
+  const updater = options.withUpdater ? startUpdaterProcess(url) : undefined;
+  const label = options.withUpdater ? 'capture with the updater' : 'capture';
   const results: CaptureResult[] = [];
+  try {
   for (const clients of args.clients) {
     const samples: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
     const wal: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
@@ -122,7 +129,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
           const walBytes = (await walPosition(pools.a)) - walBefore;
           samples[name].push(rate);
           wal[name].push(walBytes / (rate * args.seconds));
-          log(`  capture, ${clients} client(s), run ${run + 1}, ${name.toUpperCase()}: ${fmt(rate)} tx/s, ${fmt(walBytes / (rate * args.seconds))} WAL bytes/tx`);
+          log(`  ${label}, ${clients} client(s), run ${run + 1}, ${name.toUpperCase()}: ${fmt(rate)} tx/s, ${fmt(walBytes / (rate * args.seconds))} WAL bytes/tx`);
         }
       }
     } finally {
@@ -135,6 +142,9 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
       c: stats(samples.c),
       walPerTx: { a: stats(wal.a).median, b: stats(wal.b).median, c: stats(wal.c).median },
     });
+  }
+  } finally {
+    await updater?.stop();
   }
   return results;
 }

@@ -1,32 +1,78 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8]`: the benchmarks, run by hand,
- * never as tests. Prints progress, then a Markdown section to paste into docs/benchmarks.md.
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections]`: the
+ * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
+ * section to paste into docs/benchmarks.md.
  */
-import { benchArgs, benchServer, machine } from './harness.js';
-import { benchCapture, captureTable } from './capture.js';
+import { benchArgs, benchServer, fmt, machine } from './harness.js';
+import { benchCapture, captureTable, type CaptureResult } from './capture.js';
+import { benchProjectOne, benchRebuild } from './projections.js';
+import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
 
 async function main() {
-  const args = benchArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const args = benchArgs(argv);
+  const onlyAt = argv.indexOf('--only');
+  const only = new Set(onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',') : ['capture', 'projections']);
   const server = await benchServer();
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const out: string[] = [];
+  const date = new Date().toISOString().slice(0, 10);
   try {
     log(`server: ${server.description}`);
-    const capture = await benchCapture(server.url, args, log);
-    const date = new Date().toISOString().slice(0, 10);
-    process.stdout.write(
-      [
+    out.push(`Machine: ${machine()}. Server: ${server.description}. Date: ${date}.`, '');
+    if (only.has('capture')) {
+      const plain = await benchCapture(server.url, args, log);
+      const withUpdater = await benchCapture(server.url, args, log, { withUpdater: true });
+      out.push(
         `### Capture overhead (${date})`,
         '',
-        `Machine: ${machine()}. Server: ${server.description}.`,
         `${args.runs} interleaved runs of ${args.seconds} s per variant and client count; median (min-max).`,
         '',
-        captureTable(capture),
+        captureTable(plain),
         '',
-      ].join('\n'),
-    );
+        `### Capture overhead with the read-model updater running (${date})`,
+        '',
+        captureTable(withUpdater),
+        '',
+        updaterEffect(plain, withUpdater),
+        '',
+      );
+    }
+    if (only.has('projections')) {
+      const rebuild = await benchRebuild(server.url, log); // seeds the log the others use
+      const projectOne = await benchProjectOne(server.url, log);
+      const appends = await benchStandaloneAppends(server.url, log, args.clients, args.seconds);
+      const lag = await benchUpdaterLag(server.url, log);
+      out.push(
+        `### Projections (${date})`,
+        '',
+        '| measure | result | target |',
+        '| --- | --- | --- |',
+        `| rebuild of a read model from ${fmt(rebuild.events)} events (${fmt(rebuild.aggregates)} aggregates, interleaved) | ${fmt(rebuild.rebuild.eventsPerSecond)} events/s (${rebuild.rebuild.seconds.toFixed(1)} s) | |`,
+        `| raw read of the same events, \`COPY ... TO STDOUT\` | ${fmt(rebuild.copy.rowsPerSecond)} rows/s | |`,
+        `| rebuild / raw | ${((rebuild.rebuild.eventsPerSecond / rebuild.copy.rowsPerSecond) * 100).toFixed(1)}% | ≥ 50% |`,
+        `| project one aggregate of ${fmt(projectOne.events)} events, cold | ${projectOne.cold.median.toFixed(1)} ms (${projectOne.cold.min.toFixed(1)}-${projectOne.cold.max.toFixed(1)}) | < 50 ms |`,
+        `| the same from a snapshot | ${projectOne.fromSnapshot.median.toFixed(2)} ms (${projectOne.fromSnapshot.min.toFixed(2)}-${projectOne.fromSnapshot.max.toFixed(2)}) | < 5 ms |`,
+        `| updater lag (legacy commit to read-model row) at ${lag.rate} tx/s for ${lag.seconds} s, p50 / p99 / max | ${lag.p50.toFixed(1)} / ${lag.p99.toFixed(1)} / ${lag.max.toFixed(1)} ms (${fmt(lag.samples)} row writes) | p99 < 250 ms |`,
+        ...appends.map((a) => `| standalone appends with an exact expected version, ${a.clients} client(s) | ${fmt(a.rate.median)} appends/s (${fmt(a.rate.min)}-${fmt(a.rate.max)}) | reported |`),
+        '',
+      );
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     await server.stop();
   }
+}
+
+function updaterEffect(plain: CaptureResult[], withUpdater: CaptureResult[]): string {
+  return plain
+    .map((p, i) => {
+      const w = withUpdater[i]!;
+      const without = (p.b.median / p.a.median) * 100;
+      const withIt = (w.b.median / w.a.median) * 100;
+      return `B/A at ${p.clients} client(s): ${without.toFixed(1)}% without the updater, ${withIt.toFixed(1)}% with it (${(withIt - without).toFixed(1)} points; target within 5).`;
+    })
+    .join(' ');
 }
 
 main().catch((error: unknown) => {

@@ -1,0 +1,17 @@
+/**
+ * A read-model updater in a process of its own, for the benchmarks: `node
+ * dist/scripts/bench/updaterProcess.js <database url>` runs the bench config's read models
+ * until SIGTERM.
+ */
+import { createUpdater } from '../../src/readmodel/updater.js';
+import { benchConfig } from './projections.js';
+
+const url = process.argv[2];
+if (!url) {
+  process.stderr.write('usage: updaterProcess.js <database url>\n');
+  process.exit(2);
+}
+const stop = new AbortController();
+process.on('SIGTERM', () => stop.abort());
+process.on('SIGINT', () => stop.abort());
+await createUpdater(benchConfig(), { connectionString: url }).run(stop.signal);
