@@ -36,7 +36,17 @@ export type Db = PgQueryable | KnexLike;
 export interface Sql {
   /** Runs `text` with `$n` parameters; `name` makes it a prepared statement where the driver allows. */
   query<Row = Record<string, string | null>>(text: string, values?: readonly unknown[], name?: string): Promise<Row[]>;
+  /**
+   * True when `rows` returns every column as PostgreSQL's text output whatever its type
+   * (node-postgres, with per-query type parsers): queries may then skip `::text` casts.
+   */
+  readonly rawText: boolean;
+  /** Rows as arrays in column order, for reads of many rows. Text only where rawText (else cast in the SQL). */
+  rows(text: string, values?: readonly unknown[]): Promise<Array<Array<string | null>>>;
 }
+
+/** Per-query type parsers that leave every value as the server's text: the host app's global parsers do not apply. */
+const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
 export function isKnex(db: unknown): db is KnexLike {
   return typeof db === 'function' && typeof (db as KnexLike).raw === 'function' && 'client' in (db as object);
@@ -45,10 +55,17 @@ export function isKnex(db: unknown): db is KnexLike {
 export function toSql(db: Db): Sql {
   if (isKnex(db)) {
     return {
+      rawText: false,
       async query(text, values = []) {
         const { sql, bindings } = toKnexBindings(text, values);
         const result = await db.raw(sql, bindings);
         return (result?.rows ?? []) as any[];
+      },
+      async rows(text, values = []) {
+        const { sql, bindings } = toKnexBindings(text, values);
+        const result = await db.raw(sql, bindings);
+        const fields = ((result?.fields ?? []) as Array<{ name: string }>).map((f) => f.name);
+        return ((result?.rows ?? []) as Array<Record<string, string | null>>).map((row) => fields.map((f) => row[f] ?? null));
       },
     };
   }
@@ -56,9 +73,14 @@ export function toSql(db: Db): Sql {
     throw new TypeError('expected a pg Client, PoolClient or Pool, or a knex instance or transaction');
   }
   return {
+    rawText: true,
     async query(text, values = [], name) {
       const result = await (db as PgQueryable).query(name ? { name, text, values: [...values] } : { text, values: [...values] });
       return result.rows;
+    },
+    async rows(text, values = []) {
+      const result = await (db as PgQueryable).query({ text, values: [...values], rowMode: 'array', types: RAW_TEXT } as PgQueryConfig);
+      return result.rows as Array<Array<string | null>>;
     },
   };
 }

@@ -227,7 +227,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
     for (const worker of workers) {
       if (worker.holding) await releaseLease(sql, tables, worker.model.subscriber, owner).catch(() => undefined);
       worker.holding = false;
-      if (worker.run.state !== 'failed') worker.run.state = 'stopped';
+      if (worker.run.state === 'active') worker.run.state = 'stopped';
     }
     await leaseClient?.end().catch(() => undefined);
     await pool.end().catch(() => undefined);
@@ -250,15 +250,22 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
     async runOnce() {
       try {
         await prepare();
+        renewTimer = setInterval(() => void renew(), Math.max(100, ttl / 3));
         for (const worker of workers) {
           if (worker.run.state === 'failed') continue;
-          if (!(await acquire(worker))) {
-            log(`${worker.model.name}: another process holds its lease; skipped`);
-            continue;
+          let outcome: Awaited<ReturnType<typeof step>> = 'lost';
+          // Acquire (waiting out a lease left by a process that died: it frees itself within one
+          // time to live), drain, and acquire again if the lease was lost on the way.
+          for (let attempt = 0; attempt < 3 && outcome === 'lost'; attempt++) {
+            const until = Date.now() + ttl + 500;
+            while (!(await acquire(worker)) && Date.now() < until) await sleep(Math.min(250, ttl / 4));
+            if (!worker.holding) break;
+            do outcome = await step(worker);
+            while (outcome === 'progress');
           }
-          for (;;) {
-            const outcome = await step(worker);
-            if (outcome !== 'progress') break;
+          if (outcome === 'lost') {
+            worker.run.state = 'standby';
+            log(`${worker.model.name}: another process is updating it (it holds the lease); not drained here`);
           }
           if (worker.holding) await releaseLease(toSql(pool), tables, worker.model.subscriber, owner);
           worker.holding = false;

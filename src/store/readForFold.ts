@@ -2,7 +2,7 @@ import type { AggregateType } from '../config/resolve.js';
 import type { AggregateRef } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
 import type { ProjectedEvent } from '../types.js';
-import { FOLD_COLUMNS, toProjectedEvent, type FoldRow } from './eventRow.js';
+import { FOLD_COLUMN_COUNT, foldColumns, toProjectedEvent } from './eventRow.js';
 import type { GlobalCheckpoint } from './readAll.js';
 import type { StoreTables } from './tables.js';
 
@@ -22,8 +22,8 @@ export async function readAggregateForFold(
   fromSequence: number,
   toSequence: number,
 ): Promise<ProjectedEvent[]> {
-  const rows = await sql.query<FoldRow>(
-    `SELECT ${FOLD_COLUMNS} FROM ${tables.events} e
+  const rows = await sql.rows(
+    `SELECT ${foldColumns(sql.rawText)} FROM ${tables.events} e
      WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${ref.sql(4)} AND e.sequence BETWEEN $2::bigint AND $3::bigint
      ORDER BY e.sequence`,
     [aggregate.type, String(fromSequence), String(toSequence), ...ref.params],
@@ -47,9 +47,8 @@ export async function readPageForFold(
 ): Promise<FoldPage> {
   // Events of other types only move the checkpoint: their heavy columns are not produced.
   const wanted = 'e.aggregate_type = ANY($4::text[])';
-  const rows = await sql.query<FoldRow & { transaction_id: string; wanted: boolean }>(
-    `SELECT e.transaction_id::text AS transaction_id, ${wanted} AS wanted,
-            ${FOLD_COLUMNS.replace('e.payload::text', `CASE WHEN ${wanted} THEN e.payload::text END`).replace('e.metadata::text', `CASE WHEN ${wanted} THEN e.metadata::text END`)}
+  const rows = await sql.rows(
+    `SELECT ${foldColumns(sql.rawText, wanted)}, e.transaction_id::text, (${wanted})::text
      FROM ${tables.events} e
      WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
        AND (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)
@@ -57,10 +56,12 @@ export async function readPageForFold(
      LIMIT $3::int`,
     [after.transactionId, String(after.globalPosition), limit, [...aggregateTypes]],
   );
+  // The last two columns: the transaction id and whether the row is of a wanted type.
+  const isWanted = (row: ReadonlyArray<string | null>) => row[FOLD_COLUMN_COUNT + 1] === 'true';
   const last = rows[rows.length - 1];
   return {
-    events: rows.filter((row) => row.wanted).map(toProjectedEvent),
-    checkpoint: last ? { transactionId: last.transaction_id, globalPosition: Number(last.global_position) } : after,
+    events: rows.filter(isWanted).map(toProjectedEvent),
+    checkpoint: last ? { transactionId: String(last[FOLD_COLUMN_COUNT]), globalPosition: Number(last[0]) } : after,
     scanned: rows.length,
   };
 }

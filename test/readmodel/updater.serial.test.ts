@@ -75,6 +75,26 @@ describe('the updater', () => {
     expect(tombstones).toEqual([{ aggregate_id: '9', sequence: '2' }]);
   });
 
+  test('regression: --once renews its lease while draining a backlog longer than the lease lives', async () => {
+    for (let i = 0; i < 30; i++) {
+      await hs.append(db.pool, { aggregateType: 'account', aggregateId: 500 + i, events: Array.from({ length: 50 }, () => ({ type: 'account.credited', payload: { amount: 1 } })) });
+    }
+    const started = Date.now();
+    const logs: string[] = [];
+    const [run] = await createUpdater(config, {
+      connectionString: db.url,
+      readModels: ['account_balances'],
+      leaseTtlMs: 300,
+      batchSize: 10,
+      onLog: (line) => logs.push(line),
+    }).runOnce();
+    expect(Date.now() - started).toBeGreaterThan(300);
+    expect(logs.filter((line) => /lease (lost|expired)/.test(line))).toEqual([]);
+    expect(run).toMatchObject({ state: 'stopped' });
+    const { rows: drained } = await db.pool.query(`SELECT count(*)::int AS n FROM read_models.account_balances WHERE aggregate_id::int >= 500 AND hindsight_sequence = 50`);
+    expect(drained[0].n).toBe(30);
+  });
+
   test('a running updater picks up a new event within tens of milliseconds, and stops cleanly', async () => {
     const updater = createUpdater(config, { connectionString: db.url });
     const running = updater.run();

@@ -36,7 +36,8 @@ export async function runProject(ctx: CommandContext, command: Extract<Command, 
   }
   const lines = runs.map((r) => `  ${r.readModel}: ${r.state}, ${plural(r.applied, 'event')} applied${r.failure ? ` (${r.failure})` : ''}`);
   ctx.print([command.once ? 'drained to the end of the log:' : 'stopped:', ...lines].join('\n'), { readModels: runs });
-  return runs.some((r) => r.state === 'failed') ? 1 : 0;
+  // --once: a read model left to another process was not drained by this one.
+  return runs.some((r) => r.state === 'failed' || (command.once && r.state === 'standby')) ? 1 : 0;
 }
 
 function statusText(status: ProjectStatus): string {
