@@ -5,7 +5,7 @@ import { ValidationError } from '../errors.js';
 import { readHead, sequenceAsOf } from '../store/readAggregate.js';
 import { readAggregateForFold } from '../store/readForFold.js';
 import type { StoreTables } from '../store/tables.js';
-import { foldEvents, initialFold } from './fold.js';
+import { foldEvents, initialFold, type Folded } from './fold.js';
 import { latestSnapshot } from './snapshots.js';
 
 export interface ProjectAt {
@@ -92,4 +92,18 @@ export async function project(
   const events = start.version === upTo ? [] : await readAggregateForFold(sql, tables, aggregate, ref, start.version + 1, upTo);
   const folded = foldEvents(aggregate, events, start);
   return { found: true, aggregateId: head.aggregateId, ...folded, latestVersion: head.version, fromSnapshot: snapshot?.version ?? null };
+}
+
+/**
+ * The folded state after `sequence` (which must exist), from the latest snapshot at or
+ * before it: for the updater and rebuilds, which know the sequence they need and skip the
+ * head lookup of `project`.
+ */
+export async function foldedAt(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef, sequence: number): Promise<Folded> {
+  if (sequence === 0) return initialFold(aggregate);
+  const start = (await latestSnapshot(sql, tables, aggregate, ref, sequence)) ?? initialFold(aggregate);
+  const events = start.version === sequence ? [] : await readAggregateForFold(sql, tables, aggregate, ref, start.version + 1, sequence);
+  const folded = foldEvents(aggregate, events, start);
+  if (folded.version !== sequence) throw new Error(`internal: ${aggregate.type} has no events up to ${sequence}`);
+  return folded;
 }

@@ -3,8 +3,8 @@ import type { AggregateType } from '../config/resolve.js';
 import { byCanonicalId } from '../db/canonicalKey.js';
 import type { TableName } from '../db/identifiers.js';
 import { toSql } from '../db/queryable.js';
-import { foldEvents, initialFold, type Folded } from '../projection/fold.js';
-import { project } from '../projection/project.js';
+import { foldEvents, type Folded } from '../projection/fold.js';
+import { foldedAt } from '../projection/project.js';
 import { writeSnapshots, type SnapshotToWrite } from '../projection/snapshots.js';
 import { aggregateKey, inAggregateOrder } from '../store/aggregateOrder.js';
 import { saveCheckpoint } from '../store/checkpoints.js';
@@ -72,7 +72,7 @@ export class LeaseLost extends Error {}
 /** A bounded map of folded states (least recently used dropped first). */
 export class StateCache {
   private readonly entries = new Map<string, Folded>();
-  constructor(private readonly capacity = 10_000) {}
+  constructor(private readonly capacity = 100_000) {}
 
   /** The cached state if it is exactly at `version`; removed either way, since the caller will fold on from it. */
   take(aggregateId: string, version: number): Folded | undefined {
@@ -112,7 +112,9 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
   const snapshots: SnapshotToWrite[] = [];
   let applied = 0;
   for (const run of runs) {
-    let folded = ctx.cache.take(run.aggregateId, run.from) ?? (await stateAt(ctx, run.aggregateId, run.from));
+    let folded =
+      ctx.cache.take(run.aggregateId, run.from) ??
+      (await foldedAt(toSql(ctx.client ?? pool), tables, aggregate, byCanonicalId(run.aggregateId), run.from));
     for (const event of run.events) {
       try {
         folded = foldEvents(aggregate, [event], folded);
@@ -147,6 +149,10 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
+      // A read model is derived data: its commit need not wait for the WAL flush. A crash
+      // may lose the last batches, rows and checkpoint together (one transaction), and they
+      // are simply applied again; meanwhile the app's own commits do not queue behind ours.
+      await client.query('SET LOCAL synchronous_commit = off');
       if (!(await target.mayCommit(client))) {
         await client.query('ROLLBACK');
         throw new LeaseLost(`the lease on ${model.name} was lost`);
@@ -163,12 +169,4 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
   }
   for (const [id, folded] of folds) ctx.cache.set(id, folded);
   return { scanned: page.scanned, applied, rows: changes.length, checkpoint: page.checkpoint };
-}
-
-/** The folded state at a sequence, from the latest snapshot at or before it. */
-async function stateAt(ctx: BatchContext, aggregateId: string, sequence: number): Promise<Folded> {
-  if (sequence === 0) return initialFold(ctx.aggregate);
-  const projection = await project(toSql(ctx.client ?? ctx.pool), ctx.tables, ctx.aggregate, byCanonicalId(aggregateId), { atSequence: sequence });
-  if (!projection.found) throw new Error(`internal: ${ctx.aggregate.type} ${aggregateId} has no events up to ${sequence}`);
-  return { state: projection.state, version: projection.version, deleted: projection.deleted };
 }

@@ -8,8 +8,8 @@ import { toSql } from '../db/queryable.js';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { ConfigError, DatabaseError } from '../errors.js';
 import { byCanonicalId } from '../db/canonicalKey.js';
-import { foldEvents, initialFold, type Folded } from '../projection/fold.js';
-import { project } from '../projection/project.js';
+import { foldEvents, type Folded } from '../projection/fold.js';
+import { foldedAt } from '../projection/project.js';
 import { aggregateKey, inAggregateOrder } from '../store/aggregateOrder.js';
 import { deleteCheckpoint, loadCheckpoint, saveCheckpoint } from '../store/checkpoints.js';
 import { START_OF_LOG, type GlobalCheckpoint } from '../store/readAll.js';
@@ -175,6 +175,7 @@ async function buildShadow(
     const client = await ctx.pool.connect();
     try {
       await client.query('BEGIN');
+      await client.query('SET LOCAL synchronous_commit = off'); // derived data: see processBatch
       if (!(await ctx.target.mayCommit(client))) throw new DatabaseError(`the rebuild of ${ctx.model.name} lost its lease to another rebuild`);
       await writeRows(toSql(client), client, ctx.tables, ctx.model, ctx.target.table, changes);
       await saveCheckpoint(toSql(client), ctx.tables, ctx.target.subscriber, position, pendingEvents);
@@ -209,7 +210,7 @@ async function buildShadow(
       (key, from, to) => readAggregateForFold(sql, ctx.tables, ctx.aggregate, byCanonicalId(key.aggregateId), from, to),
     );
     for (const run of runs) {
-      const start = states.get(run.aggregateId) ?? (run.from === 0 ? initialFold(ctx.aggregate) : await foldedAt(ctx, run.aggregateId, run.from));
+      const start = states.get(run.aggregateId) ?? (await foldedAt(sql, ctx.tables, ctx.aggregate, byCanonicalId(run.aggregateId), run.from));
       states.set(run.aggregateId, foldEvents(ctx.aggregate, run.events, start));
       dirty.add(run.aggregateId);
       pendingEvents += run.events.length;
@@ -220,12 +221,6 @@ async function buildShadow(
     if (caughtUp || dirty.size >= FLUSH_ROWS || Date.now() - lastFlush > FLUSH_MS) await flush();
     if (caughtUp) return { rows, interrupted: false };
   }
-}
-
-async function foldedAt(ctx: BatchContext, aggregateId: string, sequence: number): Promise<Folded> {
-  const projection = await project(toSql(ctx.pool), ctx.tables, ctx.aggregate, byCanonicalId(aggregateId), { atSequence: sequence });
-  if (!projection.found) throw new Error(`internal: ${ctx.aggregate.type} ${aggregateId} has no events up to ${sequence}`);
-  return { state: projection.state, version: projection.version, deleted: projection.deleted };
 }
 
 /**

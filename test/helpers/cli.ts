@@ -47,10 +47,13 @@ export async function scratchDir(prefix: string): Promise<string> {
   return dir;
 }
 
-/** A TS config file exporting the test fixtures' config, as a user's hindsight.config.ts would. */
-export async function writeTestConfig(dir: string, extra = ''): Promise<string> {
+/**
+ * A TS config file exporting one of the test fixtures' configs (testConfig by default, or
+ * readModelConfig), as a user's hindsight.config.ts would.
+ */
+export async function writeTestConfig(dir: string, factory: 'testConfig' | 'readModelConfig' = 'testConfig'): Promise<string> {
   const fixtures = path.resolve(import.meta.dirname, 'fixtures.ts');
   const file = path.join(dir, 'hindsight.config.ts');
-  await fs.writeFile(file, `import { testConfig } from ${JSON.stringify(fixtures)};\nexport default testConfig({ ${extra} });\n`);
+  await fs.writeFile(file, `import { ${factory} } from ${JSON.stringify(fixtures)};\nexport default ${factory}();\n`);
   return file;
 }

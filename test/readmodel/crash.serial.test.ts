@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Hindsight } from '../../src/hindsight.js';
 import { retryOnConflict } from '../../src/capture/retry.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
-import { scratchDir } from '../helpers/cli.js';
+import { scratchDir, writeTestConfig } from '../helpers/cli.js';
 
 // Serial: real processes killed with SIGKILL while writers hold transactions open.
 
@@ -20,10 +19,7 @@ beforeAll(async () => {
   hs = await prepareStore(db, readModelConfig());
   await hs.migrate(db.url);
   cwd = await scratchDir('crash');
-  await fs.writeFile(
-    path.join(cwd, 'hindsight.config.ts'),
-    `import { readModelConfig } from ${JSON.stringify(path.resolve(import.meta.dirname, '../helpers/fixtures.ts'))};\nexport default readModelConfig();\n`,
-  );
+  await writeTestConfig(cwd, 'readModelConfig');
 });
 afterAll(() => {
   for (const child of children) child.kill('SIGKILL');

@@ -8,9 +8,7 @@ import { createUpdater } from '../../src/readmodel/updater.js';
 import { migrate } from '../../src/store/migrate.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
-import { runCli, scratchDir } from '../helpers/cli.js';
-import fs from 'node:fs/promises';
-import path from 'node:path';
+import { runCli, scratchDir, writeTestConfig } from '../helpers/cli.js';
 
 // Serial: gap-safe reads, open transactions, and a look at every session of the cluster.
 
@@ -114,10 +112,7 @@ describe('failures', () => {
       expect(status.horizon!.ageSeconds).toBeGreaterThan(1);
       // and the CLI says so
       const cwd = await scratchDir('status');
-      await fs.writeFile(
-        path.join(cwd, 'hindsight.config.ts'),
-        `import { readModelConfig } from ${JSON.stringify(path.resolve(import.meta.dirname, '../helpers/fixtures.ts'))};\nexport default readModelConfig();\n`,
-      );
+      await writeTestConfig(cwd, 'readModelConfig');
       const cli = await runCli(['project', '--status', '--database-url', db.url], { cwd });
       expect(cli.stdout).toContain(`pid ${rows[0]!.pid}`);
       expect(cli.stdout).toContain(`in database ${other}`);

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -9,7 +8,7 @@ import { cancelRebuild, rebuildReadModel } from '../../src/readmodel/rebuild.js'
 import { createUpdater } from '../../src/readmodel/updater.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
-import { scratchDir } from '../helpers/cli.js';
+import { scratchDir, writeTestConfig } from '../helpers/cli.js';
 
 // Serial: an updater, writers and readers run through a table swap.
 
@@ -113,10 +112,7 @@ describe('rebuild without downtime', () => {
 
   test('killed mid-build, it resumes from its own checkpoint, not from the start', async () => {
     const cwd = await scratchDir('rebuild');
-    await fs.writeFile(
-      path.join(cwd, 'hindsight.config.ts'),
-      `import { readModelConfig } from ${JSON.stringify(path.resolve(import.meta.dirname, '../helpers/fixtures.ts'))};\nexport default readModelConfig();\n`,
-    );
+    await writeTestConfig(cwd, 'readModelConfig');
     const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../bin/hindsight.js'), 'rebuild', 'account_balances', '--batch-size', '20', '--database-url', db.url], { cwd, stdio: 'ignore' });
     const applied = async () => Number((await db.pool.query(`SELECT events_applied FROM hindsight.checkpoints WHERE subscriber = 'rebuild:account_balances'`)).rows[0]?.events_applied ?? 0);
     const deadline = Date.now() + 20_000;

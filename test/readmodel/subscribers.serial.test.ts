@@ -3,13 +3,12 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { Hindsight } from '../../src/hindsight.js';
 import { createUpdater } from '../../src/readmodel/updater.js';
+import type { ReadModelWriteInput } from '../../src/readmodel/declaration.js';
 import { START_OF_LOG, type GlobalCheckpoint } from '../../src/store/readAll.js';
 import type { StoredEvent } from '../../src/types.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
-import { runCli, scratchDir } from '../helpers/cli.js';
-import fs from 'node:fs/promises';
-import path from 'node:path';
+import { runCli, scratchDir, writeTestConfig } from '../helpers/cli.js';
 
 // Serial: gap-safe global reads.
 
@@ -86,7 +85,7 @@ describe('read models', () => {
                 {
                   name: 'account_audit',
                   table: 'read_models.account_audit',
-                  write: async ({ db: tx, table, aggregateId, state, sequence }) => {
+                  write: async ({ db: tx, table, aggregateId, state, sequence }: ReadModelWriteInput) => {
                     await (tx as pg.ClientBase).query(`CREATE TABLE IF NOT EXISTS read_models.balance_history (aggregate_id text, sequence bigint, balance bigint)`);
                     await (tx as pg.ClientBase).query(`INSERT INTO read_models.balance_history VALUES ($1, $2, $3)`, [aggregateId, sequence, (state as { balance: number }).balance]);
                     await (tx as pg.ClientBase).query(`SELECT 1 FROM ${table} WHERE aggregate_id = $1`, [aggregateId]);
@@ -112,10 +111,7 @@ describe('read models', () => {
 
   test('the CLI drains with --once, reports --status, and rebuilds --all with a --json summary', async () => {
     const cwd = await scratchDir('project');
-    await fs.writeFile(
-      path.join(cwd, 'hindsight.config.ts'),
-      `import { readModelConfig } from ${JSON.stringify(path.resolve(import.meta.dirname, '../helpers/fixtures.ts'))};\nexport default readModelConfig();\n`,
-    );
+    await writeTestConfig(cwd, 'readModelConfig');
     const run = (...args: string[]) => runCli([...args, '--database-url', db.url], { cwd });
     const before = await run('project', '--status', '--json');
     expect(JSON.parse(before.stdout).readModels.map((m: { state: string }) => m.state)).toEqual(['never-run', 'never-run']);

@@ -34,9 +34,14 @@ function capturing(): { sql: Sql; captured: Array<{ text: string; values: readon
   return {
     captured,
     sql: {
+      rawText: false,
       async query(text, values = []) {
         captured.push({ text, values });
         return (await db.pool.query(text, [...values])).rows;
+      },
+      async rows(text, values = []) {
+        captured.push({ text, values });
+        return (await db.pool.query({ text, values: [...values], rowMode: 'array' })).rows;
       },
     },
   };
