@@ -40,3 +40,15 @@ test("PostgreSQL's epoch seconds become ISO UTC text to the microsecond", () => 
   expect(epochToIso('-0.000001')).toBe('1969-12-31T23:59:59.999999Z');
   expect(epochToIso('253402300799.999999')).toBe('9999-12-31T23:59:59.999999Z');
 });
+
+import fc from 'fast-check';
+
+test('epoch conversion agrees with Date for any second from 1970 to 9999 (property, across the day cache)', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 253402300799 }), fc.integer({ min: 0, max: 999999 }), (seconds, micros) => {
+      const fraction = String(micros).padStart(6, '0');
+      expect(epochToIso(`${seconds}.${fraction}`)).toBe(`${new Date(seconds * 1000).toISOString().slice(0, 19)}.${fraction}Z`);
+    }),
+    { numRuns: 5000 },
+  );
+});

@@ -111,11 +111,28 @@ export function epochToIso(epoch: string): string {
     // the common case, without BigInt: whole seconds fit a double exactly, the fraction stays text
     const seconds = Number(dot < 0 ? epoch : epoch.slice(0, dot));
     const fraction = dot < 0 ? '000000' : epoch.slice(dot + 1, dot + 7).padEnd(6, '0');
-    return `${new Date(seconds * 1000).toISOString().slice(0, 19)}.${fraction}Z`;
+    return `${isoSeconds(seconds)}.${fraction}Z`;
   }
   const [whole = '0', fraction = ''] = epoch.slice(1).split('.');
   const micros = -(BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, '0').slice(0, 6)));
   const millis = micros >= 0n ? micros / 1000n : -((-micros + 999n) / 1000n);
   const microsOfSecond = ((micros % 1_000_000n) + 1_000_000n) % 1_000_000n;
   return `${new Date(Number(millis)).toISOString().slice(0, 19)}.${String(microsOfSecond).padStart(6, '0')}Z`;
+}
+
+// Formatting a Date costs more than the rest of reading an event; the events of one read
+// mostly fall on few days, so the date part is cached and the time of day computed.
+let cachedDay = Number.NaN;
+let cachedDate = '';
+const two = (n: number) => (n < 10 ? `0${n}` : String(n));
+
+/** `YYYY-MM-DDTHH:MM:SS` (UTC) of whole epoch seconds. */
+function isoSeconds(seconds: number): string {
+  const day = Math.floor(seconds / 86_400);
+  if (day !== cachedDay) {
+    cachedDay = day;
+    cachedDate = new Date(day * 86_400_000).toISOString().slice(0, 10);
+  }
+  const inDay = seconds - day * 86_400;
+  return `${cachedDate}T${two(Math.floor(inDay / 3600))}:${two(Math.floor((inDay % 3600) / 60))}:${two(inDay % 60)}`;
 }
