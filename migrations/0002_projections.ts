@@ -5,8 +5,9 @@ import type { MigrationContext } from './context.js';
  * FROZEN once shipped (see test/migrations/frozen.unit.test.ts).
  */
 export async function up({ run, schema: s }: MigrationContext): Promise<void> {
-  // An aggregate's projected state at a sequence, encoded by the projector's codec. A
-  // snapshot is used only by the projector version that wrote it.
+  // An aggregate's projected state at a sequence, encoded by the projector's codec and kept
+  // as a jsonb string of that JSON text (a jsonb object would reorder its keys). A snapshot
+  // is used only by the projection version that wrote it.
   await run(`
     CREATE TABLE ${s}.snapshots (
       aggregate_type    text COLLATE "C" NOT NULL,

@@ -211,7 +211,7 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
       const pool = new pg.Pool({ connectionString, max: 1 });
       pool.on('error', () => undefined);
       try {
-        const ensured = await reading('create read-model tables', () => ensureReadModelTables(pool, [...resolved.readModels.values()]));
+        const ensured = await reading('create read-model tables', () => ensureReadModelTables(pool, tables, [...resolved.readModels.values()]));
         return { ...result, readModels: Object.fromEntries(ensured) };
       } finally {
         await pool.end();

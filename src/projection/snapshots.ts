@@ -22,13 +22,17 @@ export interface SnapshotToWrite {
   folded: Folded;
 }
 
-/** Writes snapshots (one statement for all); an existing one at the same sequence is kept. */
+/**
+ * Writes snapshots (one statement for all); an existing one at the same sequence is kept.
+ * The encoded state is stored as a jsonb string holding its JSON text, not as a jsonb
+ * object: jsonb reorders keys, and a restored state must equal the folded one exactly.
+ */
 export async function writeSnapshots(sql: Sql, tables: StoreTables, aggregate: AggregateType, snapshots: readonly SnapshotToWrite[]): Promise<void> {
   if (snapshots.length === 0) return;
   const codec = codecOf(aggregate);
   await sql.query(
     `INSERT INTO ${tables.snapshots} (aggregate_type, aggregate_id, projector_version, sequence, state, deleted)
-     SELECT $1::text, s.aggregate_id, $2::text, s.sequence, s.state::jsonb, s.deleted
+     SELECT $1::text, s.aggregate_id, $2::text, s.sequence, to_jsonb(s.state), s.deleted
      FROM unnest($3::text[], $4::bigint[], $5::text[], $6::boolean[]) AS s(aggregate_id, sequence, state, deleted)
      ON CONFLICT DO NOTHING`,
     [
@@ -52,7 +56,7 @@ export async function latestSnapshot(
 ): Promise<Folded | undefined> {
   const key = ref.sql(4);
   const [row] = await sql.query<{ sequence: string; state: string; deleted: boolean }>(
-    `SELECT s.sequence::text AS sequence, s.state::text AS state, s.deleted FROM ${tables.snapshots} s
+    `SELECT s.sequence::text AS sequence, s.state #>> '{}' AS state, s.deleted FROM ${tables.snapshots} s
      WHERE s.aggregate_type = $1::text AND s.aggregate_id = ${key} AND s.projector_version = $2::text AND s.sequence <= $3::bigint
      ORDER BY s.sequence DESC LIMIT 1`,
     [aggregate.type, aggregate.projectionVersion, String(atOrBefore), ...ref.params],

@@ -22,9 +22,14 @@ const columnSpec = z
   })
   .strict();
 
+/**
+ * Plain indexes only. A unique index across aggregates would fail transiently: the updater
+ * applies aggregates in transaction-id order, not commit order, so one aggregate can take
+ * a value before another has released it.
+ */
 const indexSpec = z.preprocess(
   (value) => (Array.isArray(value) ? { columns: value } : value),
-  z.object({ columns: z.array(z.string().min(1)).min(1), unique: z.boolean().default(false) }).strict(),
+  z.object({ columns: z.array(z.string().min(1)).min(1) }).strict(),
 );
 
 export const readModelSchema = z
@@ -38,7 +43,7 @@ export const readModelSchema = z
     }),
     /** Column name -> { type, field }. */
     columns: z.record(z.string(), columnSpec).default({}),
-    /** Indexes to create: arrays of column names, or { columns, unique }. */
+    /** Indexes to create: arrays of column names, or { columns } (plain indexes: see indexSpec). */
     indexes: z.array(indexSpec).default([]),
     /** What a deleted aggregate's row becomes: "remove" (default) or "mark" (hindsight_deleted = true). */
     onDelete: z.enum(['remove', 'mark']).default('remove'),
@@ -74,7 +79,7 @@ export interface ReadModel {
   aggregateType: string;
   table: TableName;
   columns: ReadonlyArray<ReadModelColumn>;
-  indexes: ReadonlyArray<{ name: string; columns: string[]; unique: boolean }>;
+  indexes: ReadonlyArray<{ name: string; columns: string[] }>;
   onDelete: 'remove' | 'mark';
   write: ReadModelWrite | undefined;
   /** The checkpoint and lease name of its updater. */
@@ -100,7 +105,7 @@ export function resolveReadModel(input: z.output<typeof readModelSchema>, aggreg
   for (const index of input.indexes) {
     const missing = index.columns.find((c) => !known.has(c));
     if (missing) return { error: `indexes: "${missing}" is not a column of the read model` };
-    indexes.push({ ...index, name: indexName(table.name, index.columns, index.unique) });
+    indexes.push({ ...index, name: indexName(table.name, index.columns) });
   }
   return {
     name: input.name,
@@ -115,8 +120,18 @@ export function resolveReadModel(input: z.output<typeof readModelSchema>, aggreg
 }
 
 /** A stable index name within PostgreSQL's 63 bytes. */
-function indexName(table: string, columns: string[], unique: boolean): string {
-  const base = `${table}_${columns.join('_')}_${unique ? 'key' : 'idx'}`;
+function indexName(table: string, columns: string[]): string {
+  const base = `${table}_${columns.join('_')}_idx`;
   if (Buffer.byteLength(base) <= 63) return base;
-  return `${table.slice(0, 40)}_${createHash('sha256').update(base).digest('hex').slice(0, 12)}_${unique ? 'key' : 'idx'}`;
+  return `${truncateBytes(table, 30)}_${createHash('sha256').update(base).digest('hex').slice(0, 12)}_idx`;
+}
+
+/** The longest prefix of `text` within `bytes` UTF-8 bytes, never splitting a character. */
+export function truncateBytes(text: string, bytes: number): string {
+  let out = '';
+  for (const char of text) {
+    if (Buffer.byteLength(out + char) > bytes) break;
+    out += char;
+  }
+  return out;
 }

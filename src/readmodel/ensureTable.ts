@@ -1,7 +1,9 @@
 import type { Sql } from '../db/queryable.js';
+import type { StoreTables } from '../store/tables.js';
 import { quoteIdent, type TableName } from '../db/identifiers.js';
 import { ConfigError } from '../errors.js';
-import { DELETED_COLUMN, SEQUENCE_COLUMN, type ReadModel } from './declaration.js';
+import { createHash } from 'node:crypto';
+import { DELETED_COLUMN, SEQUENCE_COLUMN, truncateBytes, type ReadModel } from './declaration.js';
 
 export interface EnsureResult {
   created: boolean;
@@ -15,7 +17,7 @@ export interface EnsureResult {
  * A column whose type differs from the declaration is an error: rebuild the read model
  * after changing the column by hand, or give the new shape a new column name.
  */
-export async function ensureReadModelTable(sql: Sql, model: ReadModel, table: TableName = model.table): Promise<EnsureResult> {
+export async function ensureReadModelTable(sql: Sql, tables: StoreTables, model: ReadModel, table: TableName = model.table): Promise<EnsureResult> {
   for (const column of model.columns) {
     const [row] = await sql.query<{ ok: boolean }>(`SELECT to_regtype($1::text) IS NOT NULL AS ok`, [column.type]);
     if (!row?.ok) throw new ConfigError(`read model ${model.name}: column ${column.name} has type "${column.type}", which this database does not know`);
@@ -29,6 +31,8 @@ export async function ensureReadModelTable(sql: Sql, model: ReadModel, table: Ta
     await sql.query(
       `CREATE TABLE ${table.quoted} (aggregate_id text COLLATE "C" PRIMARY KEY, ${SEQUENCE_COLUMN} bigint NOT NULL${deleted}${columns})`,
     );
+    // Tombstones are keyed by table oid, and a dropped table's oid can come back: a new table starts with none.
+    await sql.query(`DELETE FROM ${tables.tombstones} WHERE table_oid = to_regclass($1::text)::oid`, [table.quoted]);
     result.created = true;
   } else {
     const present = await sql.query<{ name: string; type_oid: string }>(
@@ -60,7 +64,7 @@ export async function ensureReadModelTable(sql: Sql, model: ReadModel, table: Ta
     );
     if (exists?.found) continue;
     await sql.query(
-      `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX ${quoteIdent(indexNameFor(table, index.name))} ON ${table.quoted} (${index.columns.map(quoteIdent).join(', ')})`,
+      `CREATE INDEX ${quoteIdent(indexNameFor(table, index.name))} ON ${table.quoted} (${index.columns.map(quoteIdent).join(', ')})`,
     );
     result.createdIndexes.push(index.name);
   }
@@ -74,7 +78,13 @@ export function indexNameFor(table: TableName, indexName: string): string {
 
 export const SHADOW_SUFFIX = '__rebuild';
 
+/**
+ * The shadow's name for a table or index: the name with a suffix, or, when that would pass
+ * 63 bytes, a shortened name with a hash of the original (the swap maps names back by
+ * recomputing this, never by cutting the suffix off).
+ */
 export function shadowName(name: string): string {
   const suffixed = `${name}${SHADOW_SUFFIX}`;
-  return Buffer.byteLength(suffixed) <= 63 ? suffixed : `${name.slice(0, 63 - SHADOW_SUFFIX.length - 1)}${SHADOW_SUFFIX}`;
+  if (Buffer.byteLength(suffixed) <= 63) return suffixed;
+  return `${truncateBytes(name, 40)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}${SHADOW_SUFFIX}`;
 }

@@ -3,6 +3,7 @@ import type { AggregateType } from '../config/resolve.js';
 import { byCanonicalId } from '../db/canonicalKey.js';
 import type { TableName } from '../db/identifiers.js';
 import { toSql } from '../db/queryable.js';
+import { sqlStateOf } from '../db/sqlState.js';
 import { foldEvents, type Folded } from '../projection/fold.js';
 import { foldedAt } from '../projection/project.js';
 import { writeSnapshots, type SnapshotToWrite } from '../projection/snapshots.js';
@@ -68,6 +69,20 @@ export class ProjectionFailure extends Error {
 
 /** Another process holds the read model now; nothing of this batch was written. */
 export class LeaseLost extends Error {}
+
+/**
+ * The checkpoint moved while this batch was being prepared (a rebuild swapped in a new
+ * table and its checkpoint): the batch was computed from a state that is gone, so nothing
+ * of it is written and the next batch starts from the new checkpoint.
+ */
+export class StaleBatch extends Error {}
+
+/** A row could not be written (a value the column refuses, a constraint added by hand): the read model stops as on a handler error. */
+export class WriteFailure extends Error {
+  constructor(readonly details: { readModel: string; sqlState: string; message: string }) {
+    super(`read model ${details.readModel} stopped: a row could not be written: ${details.message} [SQLSTATE ${details.sqlState}]`);
+  }
+}
 
 /** A bounded map of folded states (least recently used dropped first). */
 export class StateCache {
@@ -139,7 +154,26 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
 
   const write = async (client: pg.ClientBase) => {
     const tx = toSql(client);
-    await writeRows(tx, client, tables, model, target.table, changes);
+    // Compare and set: the batch is written only if the checkpoint is still the one it was
+    // read from. Every writer of the checkpoint holds the lease row's lock, so this cannot race.
+    const [current] = await tx.query<{ transaction_id: string; global_position: string }>(
+      `SELECT transaction_id::text AS transaction_id, global_position::text AS global_position FROM ${tables.checkpoints} WHERE subscriber = $1::text`,
+      [target.subscriber],
+    );
+    const at = current ? { transactionId: current.transaction_id, globalPosition: Number(current.global_position) } : { transactionId: '0', globalPosition: 0 };
+    if (at.transactionId !== after.transactionId || at.globalPosition !== after.globalPosition) {
+      throw new StaleBatch(`the checkpoint of ${model.name} moved while a batch was prepared`);
+    }
+    try {
+      await writeRows(tx, client, tables, model, target.table, changes);
+    } catch (error) {
+      const sqlState = sqlStateOf(error);
+      // Class 22 (data exception) and 23 (integrity constraint): the same batch would fail again on every retry.
+      if (sqlState && (sqlState.startsWith('22') || sqlState.startsWith('23'))) {
+        throw new WriteFailure({ readModel: model.name, sqlState, message: error instanceof Error ? error.message : String(error) });
+      }
+      throw error;
+    }
     await writeSnapshots(tx, tables, aggregate, snapshots);
     await saveCheckpoint(tx, tables, target.subscriber, page.checkpoint, applied);
   };

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import { aggregateTypeOf, type ResolvedConfig } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
 import { quoteIdent, type TableName } from '../db/identifiers.js';
-import { toSql } from '../db/queryable.js';
+import { toSql, type Sql } from '../db/queryable.js';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { ConfigError, DatabaseError } from '../errors.js';
 import { byCanonicalId } from '../db/canonicalKey.js';
@@ -18,7 +18,7 @@ import { appliedSequences, writeRows, type RowChange } from './writeRows.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
 import type { ReadModel } from './declaration.js';
 import { ensureReadModelTable, shadowName } from './ensureTable.js';
-import { releaseLease, tryAcquireLease, verifyLease } from './leases.js';
+import { releaseLease, renewLeases, tryAcquireLease, verifyLease } from './leases.js';
 import { processBatch, StateCache, type BatchContext } from './processBatch.js';
 import { checkTransactionIds } from './restoredClusterGuard.js';
 import { swapTables } from './swapTables.js';
@@ -84,17 +84,19 @@ export async function rebuildReadModel(config: ResolvedConfig, name: string, opt
     if (!(await tryAcquireLease(sql, tables, subscriber, owner, LEASE_TTL_MS))) {
       throw new DatabaseError(`another rebuild of ${model.name} is running (its lease is held); wait for it, or cancel it with --cancel`);
     }
-    const renew = setInterval(() => void tryAcquireLease(sql, tables, subscriber, owner, LEASE_TTL_MS).catch(() => undefined), LEASE_TTL_MS / 3);
+    // Renewal only extends a lease still ours: a rebuild paused past its lease never takes it back from another.
+    const renew = setInterval(() => void renewLeases(sql, tables, [subscriber], owner, LEASE_TTL_MS).catch(() => undefined), LEASE_TTL_MS / 3);
     try {
+      const fingerprint = rebuildFingerprint(config, model);
       const existing = await loadCheckpoint(sql, tables, subscriber);
-      const shadowExists = await tableExists(sql, shadow);
-      const resumed = Boolean(existing && shadowExists);
+      const builtBy = await shadowFingerprint(sql, shadow);
+      // Resume only a shadow built by this same projector and declaration; anything else starts over.
+      const resumed = Boolean(existing && builtBy === fingerprint);
       if (!resumed) {
-        if (shadowExists) await sql.query(`DROP TABLE ${shadow.quoted}`);
-        await ensureReadModelTable(sql, model, shadow);
-        await deleteCheckpoint(sql, tables, subscriber);
+        await startShadow(pool, tables, model, shadow, subscriber, fingerprint);
         options.onLog?.(`${model.name}: building ${shadow.quoted} from the start of the log`);
       } else {
+        await ensureReadModelTable(sql, tables, model, shadow);
         options.onLog?.(`${model.name}: resuming the rebuild into ${shadow.quoted}`);
       }
       const [{ total }] = (await sql.query<{ total: string }>(`SELECT count(*)::text AS total FROM ${tables.events} WHERE aggregate_type = $1::text`, [
@@ -123,7 +125,9 @@ export async function rebuildReadModel(config: ResolvedConfig, name: string, opt
       if (building.interrupted) {
         return { readModel: model.name, outcome: 'interrupted', resumed, events, eventsThisRun: events - earlier, rows, ...rate(events - earlier, started) };
       }
-      const swapped = await swapWithRetries(pool, tables, model, shadow, subscriber, context, options.lockTimeoutMs ?? 5000, options.onLog);
+      // Statistics before the table serves queries; outside the swap, which holds locks.
+      await sql.query(`ANALYZE ${shadow.quoted}`);
+      const swapped = await swapWithRetries(pool, tables, model, shadow, subscriber, { ...context, owner }, options.lockTimeoutMs ?? 5000, options.onLog);
       events += swapped.events;
       rows += swapped.rows;
       options.onLog?.(`${model.name}: swapped in the rebuilt table (${events} events)`);
@@ -219,7 +223,11 @@ async function buildShadow(
     options.onApplied(runs.reduce((n, r) => n + r.events.length, 0));
     const caughtUp = page.scanned < ctx.batchSize;
     if (caughtUp || dirty.size >= FLUSH_ROWS || Date.now() - lastFlush > FLUSH_MS) await flush();
-    if (caughtUp) return { rows, interrupted: false };
+    if (caughtUp) {
+      // The swap's catch-up folds on from these instead of from the store.
+      for (const [id, folded] of states) ctx.cache.set(id, folded);
+      return { rows, interrupted: false };
+    }
   }
 }
 
@@ -250,21 +258,27 @@ async function swap(
   model: ReadModel,
   shadow: TableName,
   subscriber: string,
-  context: BatchContext,
+  context: BatchContext & { owner: string },
   lockTimeoutMs: number,
 ): Promise<{ events: number; rows: number }> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+    // A client that hangs or vanishes must not keep the read model locked.
+    await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${Math.max(10_000, Math.round(lockTimeoutMs) * 4)}`);
     const tx = toSql(client);
-    // Lock the live read model's lease row: its updater's commits lock it too, so none can
-    // land between this catch-up and the swap. A row is made if no updater ever ran.
+    if (!(await verifyLease(tx, tables, subscriber, context.owner))) {
+      throw new DatabaseError(`the rebuild of ${model.name} lost its lease to another rebuild; nothing was swapped`);
+    }
+    // Lock the live read model's lease row (made if no updater ever ran): its updater's
+    // commits lock it too, so none can land between this catch-up and the swap, and one
+    // prepared before it finds its checkpoint moved and writes nothing.
     await tx.query(
-      `INSERT INTO ${tables.leases} (name, owner, expires_at) VALUES ($1::text, 'rebuild', clock_timestamp()) ON CONFLICT (name) DO NOTHING`,
+      `INSERT INTO ${tables.leases} AS l (name, owner, expires_at) VALUES ($1::text, 'rebuild', clock_timestamp())
+       ON CONFLICT (name) DO UPDATE SET expires_at = l.expires_at RETURNING 1`,
       [model.subscriber],
     );
-    await tx.query(`SELECT 1 FROM ${tables.leases} WHERE name = $1::text FOR UPDATE`, [model.subscriber]);
     let events = 0;
     let rows = 0;
     const inside: BatchContext = { ...context, client };
@@ -315,7 +329,7 @@ export async function cancelRebuild(config: ResolvedConfig, name: string, connec
     const shadow = shadowTable(model.table);
     const existed = await tableExists(sql, shadow);
     await client.query('BEGIN');
-    if (existed) await sql.query(`DROP TABLE ${shadow.quoted}`);
+    if (existed) await dropShadow(sql, tables, shadow);
     await deleteCheckpoint(sql, tables, rebuildSubscriber(model));
     await sql.query(`DELETE FROM ${tables.leases} WHERE name = $1::text`, [rebuildSubscriber(model)]);
     await client.query('COMMIT');
@@ -323,6 +337,49 @@ export async function cancelRebuild(config: ResolvedConfig, name: string, connec
   } finally {
     await client.end();
   }
+}
+
+/** What the shadow is built from: the projection version and the read model's declaration. */
+function rebuildFingerprint(config: ResolvedConfig, model: ReadModel): string {
+  const aggregate = aggregateTypeOf(config, model.aggregateType);
+  const declaration = JSON.stringify([aggregate.projectionVersion, model.columns, model.indexes, model.onDelete, Boolean(model.write)]);
+  return `hindsight rebuild ${createHash('sha256').update(declaration).digest('hex').slice(0, 16)}`;
+}
+
+/** The fingerprint a shadow was built with (its table comment), or undefined when there is no shadow. */
+async function shadowFingerprint(sql: Sql, shadow: TableName): Promise<string | undefined> {
+  const [row] = await sql.query<{ comment: string | null }>(`SELECT obj_description(to_regclass($1::text), 'pg_class') AS comment`, [shadow.quoted]);
+  return row?.comment ?? undefined;
+}
+
+/** A fresh shadow and no rebuild checkpoint, in one transaction, so a crash cannot leave one without the other. */
+async function startShadow(pool: pg.Pool, tables: StoreTables, model: ReadModel, shadow: TableName, subscriber: string, fingerprint: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const tx = toSql(client);
+    if (await tableExists(tx, shadow)) await dropShadow(tx, tables, shadow);
+    await deleteCheckpoint(tx, tables, subscriber);
+    await ensureReadModelTable(tx, tables, model, shadow);
+    await tx.query(`COMMENT ON TABLE ${shadow.quoted} IS ${quoteLiteral(fingerprint)}`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Drops a shadow table with its tombstones (keyed by its oid, which a later table may reuse). */
+async function dropShadow(sql: Sql, tables: StoreTables, shadow: TableName): Promise<void> {
+  await sql.query(`DELETE FROM ${tables.tombstones} WHERE table_oid = to_regclass($1::text)::oid`, [shadow.quoted]);
+  await sql.query(`DROP TABLE ${shadow.quoted}`);
+}
+
+/** A fingerprint is hex and fixed text: quoting it as a literal is safe (COMMENT takes no parameters). */
+function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
 function readModelOf(config: ResolvedConfig, name: string): ReadModel {
@@ -343,7 +400,7 @@ function rebuildSubscriber(model: ReadModel): string {
   return `rebuild:${model.name}`;
 }
 
-async function tableExists(sql: ReturnType<typeof toSql>, table: TableName): Promise<boolean> {
+async function tableExists(sql: Sql, table: TableName): Promise<boolean> {
   const [row] = await sql.query<{ found: boolean }>(`SELECT to_regclass($1::text) IS NOT NULL AS found`, [table.quoted]);
   return Boolean(row?.found);
 }

@@ -5,14 +5,14 @@ import pg from 'pg';
 import { aggregateTypeOf, type ResolvedConfig } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
 import { toSql } from '../db/queryable.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, isRestoredClusterError } from '../errors.js';
 import { loadCheckpoint, recordFailure } from '../store/checkpoints.js';
 import { START_OF_LOG } from '../store/readAll.js';
 import { storeTables } from '../store/tables.js';
 import type { ReadModel } from './declaration.js';
 import { ensureReadModelTables } from './ensureTables.js';
 import { releaseLease, renewLeases, tryAcquireLease, verifyLease } from './leases.js';
-import { LeaseLost, ProjectionFailure, processBatch, StateCache, type BatchContext } from './processBatch.js';
+import { LeaseLost, ProjectionFailure, processBatch, StaleBatch, StateCache, WriteFailure, type BatchContext } from './processBatch.js';
 import { checkTransactionIds } from './restoredClusterGuard.js';
 
 /**
@@ -114,7 +114,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
     const sql = toSql(pool);
     try {
       await checkTransactionIds(sql, tables);
-      await ensureReadModelTables(pool, models);
+      await ensureReadModelTables(pool, tables, models);
       for (const worker of workers) {
         const checkpoint = await loadCheckpoint(sql, tables, worker.model.subscriber);
         if (checkpoint?.failedAt && !options.retryFailed) {
@@ -144,8 +144,13 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
         log(`${worker.model.name}: lease lost; standing by`);
         return 'lost';
       }
-      if (error instanceof ProjectionFailure) {
-        await recordFailure(sql, tables, worker.model.subscriber, { ...error.details }).catch(() => undefined);
+      if (error instanceof StaleBatch) {
+        worker.context.cache.clear();
+        log(`${worker.model.name}: its checkpoint moved (a rebuild was swapped in); going on from there`);
+        return 'progress';
+      }
+      if (error instanceof ProjectionFailure || error instanceof WriteFailure) {
+        await recordFailure(sql, tables, worker.model.subscriber, { ...error.details, message: error.message }).catch(() => undefined);
         await releaseLease(sql, tables, worker.model.subscriber, owner).catch(() => undefined);
         worker.holding = false;
         worker.run.state = 'failed';
@@ -173,7 +178,15 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
   async function loop(worker: Worker): Promise<void> {
     let idle = 0;
     let backoff = 100;
+    let reconnected = false;
     while (!stopping.signal.aborted && worker.run.state !== 'failed') {
+      if (reconnected) {
+        // After a lost connection the server may be another one (a restore): check again before reading.
+        await checkTransactionIds(toSql(pool), tables).catch((error: unknown) => {
+          if (isRestoredClusterError(error)) throw error;
+        });
+        reconnected = false;
+      }
       try {
         if (!(await acquire(worker))) {
           await pause(Math.min(ttl / 2, 1000));
@@ -198,6 +211,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
         // A lost connection or server restart: retry with backoff; the checkpoint was not moved.
         log(`${worker.model.name}: ${describeDatabaseError(error, 'update').message}; retrying in ${backoff} ms`);
         worker.context.cache.clear();
+        reconnected = true;
         await pause(backoff);
         backoff = Math.min(backoff * 2, 5000);
       }
@@ -208,9 +222,11 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
     return sleep(ms, undefined, { signal: stopping.signal }).catch(() => undefined);
   }
 
+  let renewing = false;
   async function renew(): Promise<void> {
     const held = workers.filter((w) => w.holding).map((w) => w.model.subscriber);
-    if (held.length === 0) return;
+    if (held.length === 0 || renewing) return; // one renewal at a time, on one connection
+    renewing = true;
     try {
       if (!leaseClient) {
         leaseClient = new pg.Client({ connectionString: options.connectionString });
@@ -230,6 +246,8 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
       // lease themselves, so nothing is written on an expired lease.
       await leaseClient?.end().catch(() => undefined);
       leaseClient = undefined;
+    } finally {
+      renewing = false;
     }
   }
 

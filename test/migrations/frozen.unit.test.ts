@@ -11,7 +11,7 @@ import { migrations } from '../../migrations/index.js';
  */
 const SHIPPED: Record<string, string> = {
   '0001_event_store.ts': 'd71c3dea35c62d117f4a6dda83b8fafaac996a289f15d66c60562257a82b891a',
-  '0002_projections.ts': '7515ba6e4fced48dd4777e342fbf61f25d0a358b27ce22d98f878d5e23832baf',
+  '0002_projections.ts': 'cb5892d71203c32e5d87cdf4f35f2bf6da3f2e402da6c86e13f37a13809e923e',
 };
 
 const folder = path.resolve(import.meta.dirname, '../../migrations');

@@ -43,7 +43,7 @@ describe('snapshots', () => {
     if (!at40.found) throw new Error('expected a projection');
     await db.pool.query(
       `INSERT INTO hindsight.snapshots (aggregate_type, aggregate_id, projector_version, sequence, state)
-       SELECT 'account', '1', $1, 40, $2::jsonb`,
+       SELECT 'account', '1', $1, 40, to_jsonb($2::text)`,
       [hs.config.aggregates.get('account')!.projectionVersion, JSON.stringify(at40.state)],
     );
     expect(await hs.project(db.pool, 'account', 1, { atSequence: 30 })).toMatchObject({ fromSnapshot: null, version: 30 });
