@@ -38,7 +38,7 @@ export interface EventMetadata {
   [key: string]: unknown;
 }
 
-/** What a projector's handler gets: the columns a fold uses (read lean, metadata parsed on first use). */
+/** What a projector's handler gets: the columns a fold uses (read lean; payload and metadata parsed as each event is read). */
 export interface ProjectedEvent<P = unknown> {
   globalPosition: number;
   eventId: string;

@@ -1,6 +1,6 @@
 import type { AggregateType } from '../config/resolve.js';
 import { ValidationError } from '../errors.js';
-import { genericKindOf, type RowImage } from '../events/genericEvents.js';
+import { genericKindOf, type GenericEventKind, type RowImage } from '../events/genericEvents.js';
 import type { ProjectedEvent } from '../types.js';
 import { upcast } from './upcast.js';
 
@@ -24,31 +24,47 @@ export function initialFold(aggregate: AggregateType): Folded {
  * projector is strict. Payloads are upcast to the current schema version first.
  */
 export function foldEvents<S>(aggregate: AggregateType, events: Iterable<ProjectedEvent>, start: Folded<S> = initialFold(aggregate)): Folded<S> {
-  let { state, version, deleted } = start;
-  const handlers = aggregate.projector?.handlers ?? {};
-  for (const stored of events) {
-    if (stored.sequence !== version + 1) {
-      throw new Error(
-        `internal: ${aggregate.type} ${stored.aggregateId} folded out of order: sequence ${stored.sequence} after ${version}`,
-      );
-    }
-    const event = upcast(aggregate, stored);
-    const handler = handlers[event.type];
-    const kind = genericKindOf(aggregate.tableLabel, event.type);
-    if (handler) {
-      state = handler(state, event);
-    } else if (kind) {
-      state = defaultFold(aggregate, state, kind, event) as S;
-    } else if (aggregate.projector?.strict) {
-      throw new ValidationError(
-        `the ${aggregate.type} projector is strict and has no handler for ${event.type} (sequence ${event.sequence})`,
-      );
-    }
-    if (kind === 'deleted') deleted = true;
-    else if (kind === 'inserted' || kind === 'imported') deleted = false;
-    version = stored.sequence;
+  const folded = { ...start };
+  for (const event of events) foldInto(aggregate, folded, event);
+  return folded;
+}
+
+/** Folds one event into `folded`, in place (a rebuild folds millions, one at a time). */
+export function foldInto<S>(aggregate: AggregateType, folded: Folded<S>, stored: ProjectedEvent): void {
+  if (stored.sequence !== folded.version + 1) {
+    throw new Error(`internal: ${aggregate.type} ${stored.aggregateId} folded out of order: sequence ${stored.sequence} after ${folded.version}`);
   }
-  return { state, version, deleted };
+  const event = upcast(aggregate, stored);
+  const { handler, kind } = planOf(aggregate, event.type);
+  if (handler) {
+    folded.state = handler(folded.state, event) as S;
+  } else if (kind) {
+    folded.state = defaultFold(aggregate, folded.state, kind, event) as S;
+  } else if (aggregate.projector?.strict) {
+    throw new ValidationError(`the ${aggregate.type} projector is strict and has no handler for ${event.type} (sequence ${event.sequence})`);
+  }
+  if (kind === 'deleted') folded.deleted = true;
+  else if (kind === 'inserted' || kind === 'imported') folded.deleted = false;
+  folded.version = stored.sequence;
+}
+
+interface FoldPlan {
+  handler: ((state: any, event: ProjectedEvent) => unknown) | undefined;
+  kind: GenericEventKind | undefined;
+}
+
+/** What folding an event type means for an aggregate type, worked out once per pair. */
+const plans = new WeakMap<AggregateType, Map<string, FoldPlan>>();
+function planOf(aggregate: AggregateType, eventType: string): FoldPlan {
+  let byType = plans.get(aggregate);
+  if (!byType) plans.set(aggregate, (byType = new Map()));
+  let plan = byType.get(eventType);
+  if (!plan) {
+    const handlers = (aggregate.projector?.handlers ?? {}) as Record<string, FoldPlan['handler']>;
+    plan = { handler: Object.hasOwn(handlers, eventType) ? handlers[eventType] : undefined, kind: genericKindOf(aggregate.tableLabel, eventType) };
+    byType.set(eventType, plan);
+  }
+  return plan;
 }
 
 /** The column map turns a generic event's after-image into state fields. */
