@@ -77,31 +77,60 @@ async function seed(url: string, aggregates: number, eventsPerAggregate: number,
 export interface RebuildBench {
   events: number;
   aggregates: number;
+  rounds: number;
+  /** Medians over the rounds. */
   copy: { rowsPerSecond: number; seconds: number };
   rebuild: { eventsPerSecond: number; seconds: number };
+  /** Rebuild rate over raw rate, per round (each pair measured back to back), lowest first. */
+  ratios: number[];
 }
 
-export async function benchRebuild(url: string, log: (line: string) => void, size = { aggregates: 100_000, eventsPerAggregate: 10 }): Promise<RebuildBench> {
+/**
+ * Rebuilds the read model from the whole log and reads the same events raw with COPY, in
+ * alternating rounds: on a shared machine either rate can swing by half between minutes,
+ * so each rebuild is compared with the raw read next to it and the median ratio reported.
+ */
+export async function benchRebuild(
+  url: string,
+  log: (line: string) => void,
+  size = { aggregates: 100_000, eventsPerAggregate: 10 },
+  rounds = 3,
+): Promise<RebuildBench> {
   await seed(url, size.aggregates, size.eventsPerAggregate, log);
   const config = benchConfig();
   const client = new pg.Client(url);
   await client.connect();
   const order = `SELECT * FROM hindsight.events WHERE aggregate_type = 'account' ORDER BY transaction_id, global_position`;
   await copyRate(client, order); // warm the cache as the rebuild will find it
-  const raw = await copyRate(client, order);
-  await client.end();
-  log(`  COPY ... TO STDOUT: ${fmt(raw.rows / raw.seconds)} rows/s`);
-  const rebuilt = await rebuildReadModel(config, 'account_balances', {
-    connectionString: url,
-    onProgress: (p) => process.stderr.write(`\r  rebuild: ${fmt(p.events)} events`),
-  });
-  process.stderr.write('\n');
-  log(`  rebuild: ${fmt(rebuilt.eventsPerSecond)} events/s`);
+  const raws: Array<{ rows: number; seconds: number }> = [];
+  const rebuilds: Array<{ eventsPerSecond: number; seconds: number }> = [];
+  const ratios: number[] = [];
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const raw = await copyRate(client, order);
+      const rebuilt = await rebuildReadModel(config, 'account_balances', {
+        connectionString: url,
+        onProgress: (p) => process.stderr.write(`\r  rebuild ${round}/${rounds}: ${fmt(p.events)} events`),
+      });
+      process.stderr.write('\n');
+      raws.push(raw);
+      rebuilds.push(rebuilt);
+      ratios.push(rebuilt.eventsPerSecond / (raw.rows / raw.seconds));
+      log(`  round ${round}: COPY ${fmt(raw.rows / raw.seconds)} rows/s, rebuild ${fmt(rebuilt.eventsPerSecond)} events/s (${(ratios.at(-1)! * 100).toFixed(1)}%)`);
+    }
+  } finally {
+    await client.end();
+  }
+  const median = <T>(items: T[], by: (item: T) => number): T => [...items].sort((x, y) => by(x) - by(y))[Math.floor(items.length / 2)]!;
+  const raw = median(raws, (r) => r.rows / r.seconds);
+  const rebuilt = median(rebuilds, (r) => r.eventsPerSecond);
   return {
     events: size.aggregates * size.eventsPerAggregate,
     aggregates: size.aggregates,
+    rounds,
     copy: { rowsPerSecond: raw.rows / raw.seconds, seconds: raw.seconds },
     rebuild: { eventsPerSecond: rebuilt.eventsPerSecond, seconds: rebuilt.seconds },
+    ratios: ratios.sort((x, y) => x - y),
   };
 }
 

@@ -33,7 +33,15 @@ export type Command =
   | { name: 'state'; aggregateType: string; aggregateId: string; asOf: string | undefined; atSequence: number | undefined; tz: string }
   | { name: 'audit'; aggregateType: string | undefined; aggregateId: string | undefined }
   | { name: 'snapshot'; aggregateType: string; aggregateId: string | undefined }
-  | { name: 'rebuild'; readModels: string[]; all: boolean; cancel: boolean; batchSize: number | undefined; lockTimeoutMs: number | undefined }
+  | {
+      name: 'rebuild';
+      readModels: string[];
+      all: boolean;
+      cancel: boolean;
+      batchSize: number | undefined;
+      checkpointEveryMs: number | undefined;
+      lockTimeoutMs: number | undefined;
+    }
   | {
       name: 'project';
       once: boolean;
@@ -123,7 +131,8 @@ function describeCli(args: string[]): Argv {
         .positional('read-model', { type: 'string', describe: 'the read model to rebuild' })
         .option('all', { type: 'boolean', describe: 'rebuild every read model of the config, one after the other' })
         .option('cancel', { type: 'boolean', describe: 'drop an unfinished rebuild (its shadow table and checkpoint)' })
-        .option('batch-size', { type: 'string', describe: 'events read per batch (default 5000)' })
+        .option('batch-size', { type: 'string', describe: 'events read per chunk, each with one COPY in its own transaction (default 250000)' })
+        .option('checkpoint-every', { type: 'string', describe: 'seconds between saves of the built rows and the checkpoint: what a crash can cost (default 10; 0 saves after every chunk)' })
         .option('lock-timeout', { type: 'string', describe: 'seconds the swap may wait for its locks (default 5)' })
         .example('$0 rebuild account_balances', '')
         .example('$0 rebuild --all --json', ''),
@@ -225,6 +234,8 @@ function toCommand(argv: Record<string, unknown>): Command {
         all,
         cancel: Boolean(argv.cancel),
         batchSize: text('batch-size') === undefined ? undefined : wholeNumber(required('batch-size'), '--batch-size'),
+        checkpointEveryMs:
+          text('checkpoint-every') === undefined ? undefined : nonNegativeNumber(required('checkpoint-every'), '--checkpoint-every') * 1000,
         lockTimeoutMs: text('lock-timeout') === undefined ? undefined : positiveNumber(required('lock-timeout'), '--lock-timeout') * 1000,
       };
     }
@@ -246,6 +257,12 @@ function toCommand(argv: Record<string, unknown>): Command {
 function positiveNumber(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function nonNegativeNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${flag} must be a number of 0 or more, got ${JSON.stringify(value)}`);
   return n;
 }
 

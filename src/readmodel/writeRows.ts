@@ -1,3 +1,5 @@
+import type pg from 'pg';
+import { copyIn } from '../db/copy.js';
 import type { Db, Sql } from '../db/queryable.js';
 import type { TableName } from '../db/identifiers.js';
 import type { StoreTables } from '../store/tables.js';
@@ -29,11 +31,26 @@ function field(state: unknown, name: string): unknown {
 /**
  * Writes a batch of changes to a read-model table (live or shadow) in the caller's
  * transaction: one upsert for the present aggregates, one delete (and tombstones) for
- * removed ones. A row never moves back to an older sequence.
+ * removed ones. A row never moves back to an older sequence. Rows the caller knows the
+ * table cannot hold yet (`copy`: a rebuild's first write of an aggregate into its own
+ * shadow) go in with COPY, about three times faster than the upsert.
  */
-export async function writeRows(sql: Sql, db: Db, tables: StoreTables, model: ReadModel, table: TableName, changes: readonly RowChange[]): Promise<void> {
+export async function writeRows(
+  sql: Sql,
+  db: Db,
+  tables: StoreTables,
+  model: ReadModel,
+  table: TableName,
+  changes: readonly RowChange[],
+  copy?: { client: pg.ClientBase; isAbsent(aggregateId: string): boolean },
+): Promise<void> {
   const removed = changes.filter((c) => c.deleted && model.onDelete === 'remove');
-  const kept = changes.filter((c) => !(c.deleted && model.onDelete === 'remove'));
+  let kept = changes.filter((c) => !(c.deleted && model.onDelete === 'remove'));
+  if (copy) {
+    const absent = kept.filter((c) => copy.isAbsent(c.aggregateId));
+    if (absent.length > 0) await copyRows(copy.client, model, table, absent);
+    kept = kept.filter((c) => !copy.isAbsent(c.aggregateId));
+  }
   if (kept.length > 0) {
     const mark = model.onDelete === 'mark';
     const names = ['aggregate_id', SEQUENCE_COLUMN, ...(mark ? [DELETED_COLUMN] : []), ...model.columns.map((c) => c.quoted)];
@@ -75,6 +92,33 @@ export async function writeRows(sql: Sql, db: Db, tables: StoreTables, model: Re
     }
   }
 }
+
+/** Inserts rows with COPY: the same columns and text as the upsert, in COPY's text format. */
+async function copyRows(client: pg.ClientBase, model: ReadModel, table: TableName, changes: readonly RowChange[]): Promise<void> {
+  const mark = model.onDelete === 'mark';
+  const names = ['aggregate_id', SEQUENCE_COLUMN, ...(mark ? [DELETED_COLUMN] : []), ...model.columns.map((c) => c.quoted)];
+  const buffers: Buffer[] = [];
+  let text = '';
+  for (const change of changes) {
+    text += copyText(change.aggregateId) + '\t' + String(change.sequence);
+    if (mark) text += change.deleted ? '\tt' : '\tf';
+    for (const column of model.columns) text += '\t' + copyText(columnText(field(change.state, column.field)));
+    text += '\n';
+    if (text.length >= 1 << 16) {
+      buffers.push(Buffer.from(text));
+      text = '';
+    }
+  }
+  buffers.push(Buffer.from(text));
+  await copyIn(client, `COPY ${table.quoted} (${names.join(', ')}) FROM STDIN`, buffers);
+}
+
+/** A value in COPY's text format: NULL as \N; backslash, tab, newline and carriage return escaped. */
+export function copyText(value: string | null): string {
+  if (value === null) return '\\N';
+  return /[\\\t\n\r]/.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : value;
+}
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 /** The sequence a read-model table reflects for each aggregate: its row's, or its tombstone's when the row was removed. */
 export async function appliedSequences(sql: Sql, tables: StoreTables, table: TableName, aggregateIds: readonly string[]): Promise<Map<string, number>> {

@@ -103,3 +103,27 @@ describe('project', () => {
     expect(await usageError(['project', '--batch-size', '1.5'])).toMatch(/--batch-size must be a whole number/);
   });
 });
+
+describe('rebuild', () => {
+  test('a read model or --all, chunk size, checkpoint interval and lock timeout', async () => {
+    expect((await command(['rebuild', 'balances'])).command).toEqual({
+      name: 'rebuild',
+      readModels: ['balances'],
+      all: false,
+      cancel: false,
+      batchSize: undefined,
+      checkpointEveryMs: undefined,
+      lockTimeoutMs: undefined,
+    });
+    expect((await command(['rebuild', '--all', '--batch-size', '1000', '--checkpoint-every', '0', '--lock-timeout', '2.5'])).command).toMatchObject({
+      all: true,
+      batchSize: 1000,
+      checkpointEveryMs: 0,
+      lockTimeoutMs: 2500,
+    });
+    expect(await usageError(['rebuild'])).toMatch(/name a read model, or give --all/);
+    expect(await usageError(['rebuild', 'a', '--all'])).toMatch(/not both/);
+    expect(await usageError(['rebuild', 'a', '--checkpoint-every', '-1'])).toMatch(/--checkpoint-every must be a number of 0 or more, got "-1"/);
+    expect(await usageError(['rebuild', 'a', '--checkpoint-every', 'soon'])).toMatch(/--checkpoint-every must be a number of 0 or more/);
+  });
+});

@@ -127,7 +127,7 @@ describe('rebuild without downtime', () => {
   test('killed mid-build, it resumes from its own checkpoint, not from the start', async () => {
     const cwd = await scratchDir('rebuild');
     await writeTestConfig(cwd, 'readModelConfig');
-    const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../bin/hindsight.js'), 'rebuild', 'account_balances', '--batch-size', '20', '--database-url', db.url], { cwd, stdio: 'ignore' });
+    const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../bin/hindsight.js'), 'rebuild', 'account_balances', '--batch-size', '5', '--checkpoint-every', '0', '--database-url', db.url], { cwd, stdio: 'ignore' });
     const applied = async () => Number((await db.pool.query(`SELECT events_applied FROM hindsight.checkpoints WHERE subscriber = 'rebuild:account_balances'`)).rows[0]?.events_applied ?? 0);
     const deadline = Date.now() + 20_000;
     while ((await applied()) < 60) {
@@ -138,8 +138,10 @@ describe('rebuild without downtime', () => {
     await new Promise((resolve) => child.once('exit', resolve));
     const before = await applied();
     expect(before).toBeGreaterThanOrEqual(60);
+    const { rows: [log] } = await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.events WHERE aggregate_type = 'account'`);
+    expect(before).toBeLessThan(log.n); // killed mid-build, with chunks still to read
     await db.pool.query(`DELETE FROM hindsight.leases WHERE name = 'rebuild:account_balances'`); // its lease would expire on its own after 30 s
-    const resumed = await rebuildReadModel(config, 'account_balances', { connectionString: db.url, batchSize: 20 });
+    const resumed = await rebuildReadModel(config, 'account_balances', { connectionString: db.url, batchSize: 5 });
     expect(resumed).toMatchObject({ outcome: 'swapped', resumed: true });
     expect(resumed.eventsThisRun).toBe(resumed.events - before);
     expect(resumed.eventsThisRun).toBeLessThan(resumed.events);

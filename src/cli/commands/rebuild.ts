@@ -20,6 +20,7 @@ export async function runRebuild(ctx: CommandContext, command: Extract<Command, 
     const result = await rebuildReadModel(config, name, {
       connectionString: url,
       batchSize: command.batchSize,
+      checkpointEveryMs: command.checkpointEveryMs,
       lockTimeoutMs: command.lockTimeoutMs,
       signal: ctx.io.signal,
       onLog: (line) => ctx.note(line),
@@ -44,5 +45,5 @@ function progressLine(p: RebuildProgress): string {
   const width = 24;
   const filled = Math.round(share * width);
   const eta = rate > 0 && p.total > p.events ? `${Math.ceil((p.total - p.events) / rate)} s left` : '';
-  return `${p.readModel} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.events.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')} events, ${Math.round(rate).toLocaleString('en-US')}/s ${eta}`.padEnd(100);
+  return `${p.readModel} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${p.events.toLocaleString('en-US')}${p.total > 0 ? `/${p.total.toLocaleString('en-US')}` : ''} events, ${Math.round(rate).toLocaleString('en-US')}/s ${eta}`.padEnd(100);
 }
