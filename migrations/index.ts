@@ -1,6 +1,7 @@
 import type { MigrationContext } from './context.js';
 import * as eventStore from './0001_event_store.js';
 import * as projections from './0002_projections.js';
+import * as replication from './0003_replication.js';
 
 export interface Migration {
   name: string;
@@ -15,4 +16,5 @@ export interface Migration {
 export const migrations: ReadonlyArray<Migration> = [
   { name: '0001_event_store', ...eventStore },
   { name: '0002_projections', ...projections },
+  { name: '0003_replication', ...replication },
 ];

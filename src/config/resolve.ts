@@ -22,6 +22,8 @@ export interface AggregateType {
   /** Legacy column -> state field; undefined means every column under its own name. */
   columns: ReadonlyMap<string, string> | undefined;
   capture: CaptureMode;
+  /** Listener types: log whole old rows ("full") or keep the table's replica identity. */
+  replicaIdentity: 'full' | 'default';
   /** Every event type this aggregate may have: its domain events and its table's generic ones. */
   events: ReadonlyMap<string, EventDefinition>;
   projector: ProjectorDefinition | undefined;
@@ -44,6 +46,8 @@ export interface ResolvedConfig {
   databaseUrl: string | undefined;
   appRoles: ReadonlyArray<string>;
   aggregates: ReadonlyMap<string, AggregateType>;
+  /** The slot and publication the listener types use. */
+  replication: { slot: string; publication: string };
   /** Every read model of every aggregate type, by name. */
   readModels: ReadonlyMap<string, ReadModel>;
   /** The file the config came from, for messages. */
@@ -71,10 +75,8 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       throw new ConfigError(`invalid config${where}:\n  - ${at}: ${message}`);
     };
     if (aggregates.has(declared.type)) fail(`the aggregate type "${declared.type}" is declared twice`);
-    if (declared.capture !== 'app') {
-      fail(
-        `capture "${declared.capture}" needs the logical-replication listener, which this version of hindsight does not have yet; use capture "app"`,
-      );
+    if (declared.capture === 'both') {
+      fail('capture "both" (wrappers staging events for the listener) is not available yet; use "app" or "listener"');
     }
     const table = parseTableName(declared.table) as TableName;
     const key = declared.key.map((k) => ({
@@ -129,6 +131,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       key,
       columns,
       capture: declared.capture,
+      replicaIdentity: declared.replicaIdentity,
       events,
       projector: declared.projector,
       requireActor: declared.requireActor ?? config.requireActor,
@@ -145,6 +148,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     databaseUrl: config.databaseUrl,
     appRoles: config.appRoles,
     aggregates,
+    replication: config.replication,
     readModels,
     source,
   };

@@ -15,6 +15,15 @@ const identifier = z.string().superRefine((name, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/**
+ * Slot and publication names: lower-case letters, digits and _, as PostgreSQL requires of
+ * slots; publications are held to the same because the replication package interpolates
+ * their names unquoted into START_REPLICATION.
+ */
+const plainName = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, {
+  message: 'use 1-63 lower-case letters, digits and _, starting with a letter or _ (slot and publication names are not quoted)',
+});
+
 /** Aggregate type names: letters, digits, `_`, `-` and dots, like event types. */
 const aggregateTypeName = z
   .string()
@@ -56,6 +65,12 @@ const aggregate = z
     columns: z.record(z.string(), columnSpec).optional(),
     /** Who writes the events: "app" (the wrappers; default), "listener" or "both". */
     capture: z.enum(['app', 'listener', 'both']).default('app'),
+    /**
+     * For listener types: "full" (default) makes PostgreSQL log whole old rows, so updates
+     * carry before-values and unchanged large values; "default" keeps the table's replica
+     * identity (cheaper writes; updates then carry no before-values).
+     */
+    replicaIdentity: z.enum(['full', 'default']).default('full'),
     /** Domain events made by defineEvent(); the table's generic events are added automatically. */
     events: z
       .array(
@@ -95,6 +110,16 @@ export const configSchema = z
      */
     appRoles: z.array(identifier).default([]),
     aggregates: z.array(aggregate).default([]),
+    /** The logical-replication slot and publication of listener types (see README, capture what the app misses). */
+    replication: z
+      .object({
+        /** The slot's name, unique in the cluster. Default "hindsight". */
+        slot: plainName.default('hindsight'),
+        /** The publication of the mapped legacy tables. Default "hindsight_legacy". */
+        publication: plainName.default('hindsight_legacy'),
+      })
+      .strict()
+      .default({ slot: 'hindsight', publication: 'hindsight_legacy' }),
   })
   .strict();
 

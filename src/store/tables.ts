@@ -8,6 +8,8 @@ export interface StoreTables {
   checkpoints: string;
   leases: string;
   tombstones: string;
+  replicationState: string;
+  baselines: string;
 }
 
 export function storeTables(quotedSchema: string): StoreTables {
@@ -20,6 +22,8 @@ export function storeTables(quotedSchema: string): StoreTables {
     checkpoints: `${quotedSchema}.checkpoints`,
     leases: `${quotedSchema}.leases`,
     tombstones: `${quotedSchema}.read_model_tombstones`,
+    replicationState: `${quotedSchema}.replication_state`,
+    baselines: `${quotedSchema}.baselines`,
   };
 }
 

@@ -57,7 +57,10 @@ describe('config errors name the key, what was expected and what was given', () 
     ['a domain event named like a generic one', { aggregates: [{ ...account, events: [defineEvent('accounts.updated', z.object({}))] }] }, /built-in generic events/],
     ['a projector for another type', { aggregates: [{ ...account, projector: defineProjector({ aggregateType: 'order', initial: {}, handlers: {} }) }] }, /its projector is for aggregate type "order"/],
     ['two columns mapped to one field', { aggregates: [{ ...account, columns: { a: 'x', b: { field: 'x' } } }] }, /two legacy columns map to the state field "x"/],
-    ['a capture mode that needs the listener', { aggregates: [{ ...account, capture: 'listener' }] }, /capture "listener" needs the logical-replication listener/],
+    ['the capture mode that is not built yet', { aggregates: [{ ...account, capture: 'both' }] }, /capture "both" .* is not available yet; use "app" or "listener"/],
+    ['a slot name that would need quoting', { replication: { slot: 'My-Slot' } }, /replication\.slot: use 1-63 lower-case letters, digits and _/],
+    ['a publication name with a quote in it', { replication: { publication: "x', publication_names 'y" } }, /replication\.publication: use 1-63 lower-case letters/],
+    ['an unknown replica identity', { aggregates: [{ ...account, replicaIdentity: 'index' }] }, /aggregates\[0\]\.replicaIdentity/],
     ['an unknown capture mode', { aggregates: [{ ...account, capture: 'sometimes' }] }, /aggregates\[0\]\.capture/],
   ])('%s', (_what, input, message) => {
     const text = configError(input);

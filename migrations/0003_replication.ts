@@ -1,0 +1,39 @@
+import type { MigrationContext } from './context.js';
+
+/**
+ * The logical-replication listener and the baseline backfill.
+ * FROZEN once shipped (see test/migrations/frozen.unit.test.ts).
+ */
+export async function up({ run, schema: s }: MigrationContext): Promise<void> {
+  // One row per replication slot hindsight consumes. `checkpoint_lsn`: every source
+  // transaction whose commit LSN is at or below it has had its events appended, in the same
+  // transaction that moved it; the listener acknowledges the slot only up to it.
+  // `consistent_point`: where the slot started, the point the baseline snapshot shows.
+  await run(`
+    CREATE TABLE ${s}.replication_state (
+      slot_name        text COLLATE "C" PRIMARY KEY,
+      consistent_point pg_lsn NOT NULL,
+      checkpoint_lsn   pg_lsn NOT NULL,
+      created_at       timestamptz NOT NULL DEFAULT now(),
+      updated_at       timestamptz NOT NULL DEFAULT now()
+    )`);
+
+  // The opening import of each listener type's legacy rows, read in the slot's exported
+  // snapshot. While one is pending, the listener holds that slot's stream (never drops it).
+  await run(`
+    CREATE TABLE ${s}.baselines (
+      aggregate_type   text COLLATE "C" PRIMARY KEY,
+      slot_name        text COLLATE "C",
+      status           text NOT NULL,
+      consistent_point pg_lsn,
+      rows_imported    bigint NOT NULL DEFAULT 0,
+      started_at       timestamptz NOT NULL DEFAULT now(),
+      completed_at     timestamptz,
+      CONSTRAINT baselines_status_check CHECK (status IN ('pending', 'done'))
+    )`);
+}
+
+export async function down({ run, schema: s }: MigrationContext): Promise<void> {
+  await run(`DROP TABLE ${s}.baselines`);
+  await run(`DROP TABLE ${s}.replication_state`);
+}

@@ -1,0 +1,332 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
+import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
+import { describeDatabaseError } from '../db/describeError.js';
+import { toSql, type Sql } from '../db/queryable.js';
+import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
+import { DatabaseError } from '../errors.js';
+import { appendEvents, type AppendRow } from '../store/appendEvents.js';
+import { storeTables, type StoreTables } from '../store/tables.js';
+import { decodePgoutput, formatLsn, parseLsn, pgTimestampToIso, type PgoutputMessage, type Relation } from './pgoutput.js';
+import { rowEvents, type RowChange } from './rowEvents.js';
+import { TEXT_SETTINGS } from './backfill.js';
+import { listenerTypes, tableOids } from './setup.js';
+
+/**
+ * The listener: streams the slot with pgoutput and turns the row changes of legacy
+ * tables into events, one source transaction at a time, in commit order.
+ *
+ * - Each source transaction is buffered from BEGIN to COMMIT as its raw messages (a
+ *   200,000-row UPDATE stays bytes, not objects) and decoded when its group is written.
+ * - Consecutive transactions are grouped (up to `maxGroupChanges` changes or about
+ *   `maxGroupMs`) and appended in one transaction together with the checkpoint: the
+ *   commit LSN through which every source transaction has been appended. Only after that
+ *   commits (synchronously: it is what the slot's position will rest on) is the slot
+ *   acknowledged up to it. A crash anywhere replays from the slot's confirmed position,
+ *   and transactions at or below the checkpoint are skipped, so nothing is lost or doubled.
+ * - The package's own acknowledgements are off (both the per-message one and its timer,
+ *   which would confirm what was merely received) and a failing handler stops the stream.
+ * - Transactions that produce no event (PostgreSQL 14 sends every transaction, the
+ *   listener's own included) never cause a write; their position is acknowledged once
+ *   nothing is in flight, and so is a keepalive's, so an idle slot does not pin WAL.
+ */
+
+export interface ListenerOptions {
+  connectionString: string;
+  /** Stops the listener: the group in hand is written, then the stream closes. */
+  signal?: AbortSignal;
+  /** Changes per written group, at most (a larger source transaction is still one group). Default 5,000. */
+  maxGroupChanges?: number;
+  /** How long a group may wait for more transactions. Default 50 ms. */
+  maxGroupMs?: number;
+  /** A transactional heartbeat message every this many ms while idle, so the slot can advance. Default 10 s; 0 = off. */
+  heartbeatMs?: number;
+  onLog?: (line: string) => void;
+  /** After each group is committed and acknowledged (tests, metrics). */
+  onCommitted?: (info: { checkpointLsn: string; transactions: number; events: number }) => void;
+}
+
+/** One source transaction, as received. */
+interface SourceTransaction {
+  xid: number;
+  commitLsn: bigint;
+  endLsn: bigint;
+  commitTime: bigint;
+  /** Raw I/U/D/T messages, in WAL order, each with the relation it referred to when it arrived. */
+  changes: Array<{ raw: Buffer; relation: Relation }>;
+}
+
+export const HEARTBEAT_PREFIX = 'hindsight.heartbeat';
+export const CUT_PREFIX = 'hindsight.cut';
+
+export async function runListener(config: ResolvedConfig, options: ListenerOptions): Promise<void> {
+  const tables = storeTables(config.quotedSchema);
+  const { slot, publication } = config.replication;
+  const types = listenerTypes(config);
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: 2 });
+  pool.on('error', () => undefined);
+  const sql = toSql(pool);
+  const log = options.onLog ?? (() => undefined);
+  const maxGroupChanges = options.maxGroupChanges ?? 5000;
+  const maxGroupMs = options.maxGroupMs ?? 50;
+
+  try {
+    const byTable = await tableOids(sql, types);
+    let checkpoint = await readyCheckpoint(sql, tables, slot, options.signal, log);
+    if (options.signal?.aborted) return;
+    const relations = new Map<number, Relation>();
+    let open: SourceTransaction | undefined;
+    let group: SourceTransaction[] = [];
+    let groupChanges = 0;
+    let groupTimer: NodeJS.Timeout | undefined;
+    let work: Promise<void> = Promise.resolve();
+    let failure: unknown;
+
+    const service = new LogicalReplicationService(
+      { connectionString: options.connectionString, options: TEXT_SETTINGS },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
+    );
+    const fail = (error: unknown) => {
+      failure ??= error;
+      void service.stop().catch(() => undefined);
+    };
+    service.on('error', fail);
+
+    /** Writes the group and its checkpoint in one transaction, then acknowledges. */
+    const writeGroup = async () => {
+      clearTimeout(groupTimer);
+      groupTimer = undefined;
+      const writing = group;
+      group = [];
+      groupChanges = 0;
+      if (writing.length === 0) return;
+      const last = writing[writing.length - 1]!;
+      const result = await appendGroup(pool, tables, slot, byTable, writing, checkpoint);
+      checkpoint = last.commitLsn;
+      await service.acknowledge(formatLsn(last.commitLsn));
+      options.onCommitted?.({ checkpointLsn: formatLsn(last.commitLsn), transactions: writing.length, events: result.events });
+    };
+    const enqueue = (task: () => Promise<void>) => {
+      work = work.then(() => (failure ? undefined : task())).catch(fail);
+      return work;
+    };
+
+    service.on('data', async (_lsn: string, message: PgoutputMessage | { tag: 'raw'; raw: Buffer; relationOid: number; code: string }) => {
+      if (failure) return;
+      try {
+        switch (message.tag) {
+          case 'begin':
+            open = { xid: message.xid, commitLsn: message.finalLsn, endLsn: 0n, commitTime: message.commitTime, changes: [] };
+            return;
+          case 'relation':
+            relations.set(message.relation.oid, message.relation);
+            return;
+          case 'raw': {
+            if (!open) throw new Error('pgoutput sent a row change outside a transaction');
+            const relation = relations.get(message.relationOid);
+            if (!relation) throw new Error(`pgoutput sent a change for relation ${message.relationOid} before describing it`);
+            if (byTable.has(relation.oid)) open.changes.push({ raw: message.raw, relation });
+            return;
+          }
+          case 'commit': {
+            if (!open) throw new Error('pgoutput sent COMMIT without BEGIN');
+            const done = { ...open, commitLsn: message.commitLsn, endLsn: message.endLsn };
+            open = undefined;
+            if (done.commitLsn <= checkpoint) return; // already appended before a restart
+            if (done.changes.length === 0) {
+              // Nothing to append; the position is acknowledged once nothing is pending.
+              const at = formatLsn(done.commitLsn); // captured now: later commits may be pending when the task runs
+              if (group.length === 0) await enqueue(async () => void (await service.acknowledge(at)));
+              return;
+            }
+            group.push(done);
+            groupChanges += done.changes.length;
+            if (groupChanges >= maxGroupChanges) await enqueue(writeGroup);
+            else groupTimer ??= setTimeout(() => void enqueue(writeGroup), maxGroupMs);
+            return;
+          }
+          default:
+            return; // messages (heartbeats, cut markers) and types: the commit carries the position
+        }
+      } catch (error) {
+        fail(error);
+      }
+    });
+    service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => {
+      // The server's position may be acknowledged only when nothing received is unwritten.
+      if (!open && group.length === 0) {
+        void enqueue(async () => {
+          if (!open && group.length === 0) await service.acknowledge(lsn);
+        });
+      } else if (shouldRespond) {
+        void enqueue(async () => void (await service.acknowledge(formatLsn(checkpoint))));
+      }
+    });
+
+    const heartbeatMs = options.heartbeatMs ?? 10_000;
+    const heartbeat =
+      heartbeatMs > 0
+        ? setInterval(() => {
+            if (!open && group.length === 0) void pool.query(`SELECT pg_logical_emit_message(true, $1::text, '')`, [HEARTBEAT_PREFIX]).catch(() => undefined);
+          }, heartbeatMs)
+        : undefined;
+    const onAbort = () => void enqueue(writeGroup).finally(() => service.stop().catch(() => undefined));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    log(`listening on slot ${slot} (publication ${publication}) from ${formatLsn(checkpoint)}`);
+    try {
+      await service.subscribe(new TextPgoutput(publication) as never, slot, '0/0');
+    } catch (error) {
+      if (!failure && !options.signal?.aborted) throw error;
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(groupTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      await work.catch(() => undefined);
+      await service.stop().catch(() => undefined);
+    }
+    if (failure) throw failure;
+  } catch (error) {
+    if (sqlStateOf(error) === SQLSTATE.OBJECT_IN_USE) {
+      throw new DatabaseError(`the slot ${slot} is in use by another listener (SQLSTATE 55006)`, { sqlState: SQLSTATE.OBJECT_IN_USE });
+    }
+    throw describeDatabaseError(error, 'listen');
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The plugin object pg-logical-replication drives: START_REPLICATION with pgoutput in
+ * text mode, and our own decoder. Row changes stay raw until their group is written.
+ */
+class TextPgoutput {
+  readonly name = 'pgoutput';
+  constructor(private readonly publication: string) {}
+
+  start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
+    // Names are plain identifiers (checked in the config): the command takes no parameters.
+    return client.query(
+      `START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} (proto_version '1', publication_names '${this.publication}', messages 'true')`,
+    );
+  }
+
+  parse(buffer: Buffer): unknown {
+    const code = buffer[0];
+    if (code === 0x49 /* I */ || code === 0x55 /* U */ || code === 0x44 /* D */) {
+      return { tag: 'raw', raw: Buffer.from(buffer), relationOid: buffer.readUInt32BE(1), code: String.fromCharCode(code) };
+    }
+    return decodePgoutput(buffer);
+  }
+}
+
+/**
+ * The checkpoint to resume from, once the slot exists and no baseline of it is pending
+ * (until then the stream is held, never consumed: see backfill.ts).
+ */
+async function readyCheckpoint(sql: Sql, tables: StoreTables, slot: string, signal: AbortSignal | undefined, log: (line: string) => void): Promise<bigint> {
+  let said = false;
+  for (;;) {
+    const [state] = await sql.query<{ checkpoint_lsn: string; pending: string }>(
+      `SELECT s.checkpoint_lsn::text AS checkpoint_lsn,
+              (SELECT count(*) FROM ${tables.baselines} b WHERE b.slot_name = s.slot_name AND b.status = 'pending')::text AS pending
+       FROM ${tables.replicationState} s WHERE s.slot_name = $1::text`,
+      [slot],
+    );
+    const pending = await sql.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${tables.baselines} WHERE status = 'pending'`);
+    if (!state && pending[0]!.n === '0') {
+      throw new DatabaseError(`the slot ${slot} has not been created by a backfill yet: run "hindsight replication setup", then "hindsight backfill"`);
+    }
+    if (state && state.pending === '0' && pending[0]!.n === '0') return parseLsn(state.checkpoint_lsn);
+    if (!said) log('a baseline backfill is in progress: holding the stream until it commits');
+    said = true;
+    if (signal?.aborted) return 0n;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** Appends a group of source transactions and moves the checkpoint, in one transaction. */
+async function appendGroup(
+  pool: pg.Pool,
+  tables: StoreTables,
+  slot: string,
+  byTable: ReadonlyMap<number, AggregateType>,
+  group: readonly SourceTransaction[],
+  checkpoint: bigint,
+): Promise<{ events: number }> {
+  const client = await pool.connect();
+  const sql = toSql(client);
+  let events = 0;
+  try {
+    await client.query('BEGIN');
+    // The slot will be acknowledged on the strength of this commit: it must be durable.
+    await client.query('SET LOCAL synchronous_commit = on');
+    const [state] = await sql.query<{ checkpoint_lsn: string; next_xid: string }>(
+      `SELECT checkpoint_lsn::text AS checkpoint_lsn, pg_current_xact_id()::text AS next_xid
+       FROM ${tables.replicationState} WHERE slot_name = $1::text FOR UPDATE`,
+      [slot],
+    );
+    if (!state) throw new DatabaseError(`the replication state of slot ${slot} is gone (was it torn down?)`);
+    const durable = parseLsn(state.checkpoint_lsn);
+    if (durable !== checkpoint) {
+      throw new DatabaseError(`the checkpoint of slot ${slot} moved from ${formatLsn(checkpoint)} to ${formatLsn(durable)} under this listener: is another listener writing?`);
+    }
+    const nextXid = BigInt(state.next_xid);
+    for (const transaction of group) {
+      const sourceXid = widenXid(transaction.xid, nextXid).toString();
+      const occurredAt = pgTimestampToIso(transaction.commitTime);
+      const commitLsn = formatLsn(transaction.commitLsn);
+      let ordinal = 0;
+      for (const { raw, relation } of transaction.changes) {
+        const aggregate = byTable.get(relation.oid)!;
+        for (const event of rowEvents(aggregate, relation, toRowChange(decodePgoutput(raw)))) {
+          const row: AppendRow = {
+            eventId: randomUUID(),
+            type: event.type,
+            schemaVersion: aggregate.events.get(event.type)?.version ?? 1,
+            payload: JSON.stringify(event.payload),
+            metadata: '{}',
+            occurredAt,
+            source: 'replication',
+            sourceCommitLsn: commitLsn,
+            sourceOrdinal: ordinal++,
+            sourceXid,
+          };
+          await appendEvents(sql, tables, aggregate, event.key, event.key.join(', '), [row], 'any');
+          events += 1;
+        }
+      }
+    }
+    await sql.query(`UPDATE ${tables.replicationState} SET checkpoint_lsn = $2::pg_lsn, updated_at = now() WHERE slot_name = $1::text`, [
+      slot,
+      formatLsn(group[group.length - 1]!.commitLsn),
+    ]);
+    await client.query('COMMIT');
+    return { events };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    const first = group[0]!;
+    throw describeDatabaseError(error, `append the events of source transaction ${first.xid} (commit ${formatLsn(first.commitLsn)})`);
+  } finally {
+    client.release();
+  }
+}
+
+function toRowChange(message: PgoutputMessage): RowChange {
+  if (message.tag === 'insert') return { kind: 'insert', after: message.after };
+  if (message.tag === 'update') return { kind: 'update', before: message.before, beforeIsKeyOnly: message.beforeIsKeyOnly, after: message.after };
+  if (message.tag === 'delete') return { kind: 'delete', before: message.before, beforeIsKeyOnly: message.beforeIsKeyOnly };
+  throw new Error(`expected a row change, got a ${message.tag} message`);
+}
+
+/**
+ * A BEGIN message's 32-bit xid as the full transaction id, widened against a later full
+ * xid (the listener's own): the latest full id with those low 32 bits. Never
+ * `(epoch << 32) | xid`, which is wrong for a transaction from before the last wraparound.
+ */
+export function widenXid(xid: number, next: bigint): bigint {
+  const low = next & 0xffffffffn;
+  const back = (low - BigInt(xid) + 0x100000000n) % 0x100000000n;
+  return next - back;
+}

@@ -1,0 +1,153 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
+import { backfill } from '../../src/replication/backfill.js';
+import { runListener } from '../../src/replication/listener.js';
+import { replicationStatus, setupReplication, teardownReplication } from '../../src/replication/setup.js';
+import { migrate } from '../../src/store/migrate.js';
+import { toSql } from '../../src/db/queryable.js';
+import { useTestDatabase } from '../helpers/database.js';
+
+// Serial: replication slots are cluster-wide, and creating one waits for every running
+// write transaction in the cluster.
+
+const db = useTestDatabase(import.meta.url);
+const slot = `hs_test_${Math.random().toString(36).slice(2, 8)}`;
+let config: ResolvedConfig;
+
+interface StoredEvent {
+  aggregate_id: string;
+  sequence: number;
+  event_type: string;
+  payload: Record<string, unknown>;
+  source: string;
+  source_commit_lsn: string | null;
+  source_ordinal: number | null;
+  source_xid: string | null;
+  occurred_at: string;
+}
+
+async function events(): Promise<StoredEvent[]> {
+  const { rows } = await db.pool.query(
+    `SELECT aggregate_id, sequence::int, event_type, payload, source, source_commit_lsn::text, source_ordinal, source_xid::text,
+            to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS occurred_at
+     FROM hindsight.events WHERE aggregate_type = 'account' ORDER BY global_position`,
+  );
+  return rows;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Runs the listener in this process until the returned stop() is called. */
+function startListener(): { stop: () => Promise<void>; done: Promise<void> } {
+  const controller = new AbortController();
+  const done = runListener(config, { connectionString: db.url, signal: controller.signal, heartbeatMs: 200 });
+  return {
+    done,
+    stop: async () => {
+      controller.abort();
+      await done;
+    },
+  };
+}
+
+beforeAll(async () => {
+  await db.pool.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric(20,6) NOT NULL, opened_at timestamptz, data jsonb, note text)`);
+  await db.pool.query(`INSERT INTO accounts VALUES (1, 10, '2026-02-03 04:05:06.123456+00', '{"big": 12345678901234567890}', 'first'), (2, 20, NULL, NULL, NULL)`);
+  config = resolveConfig({
+    replication: { slot, publication: 'hs_test_legacy' },
+    aggregates: [{ type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' }, capture: 'listener' }],
+  });
+  await migrate({ connectionString: db.url });
+});
+
+afterAll(async () => {
+  await teardownReplication(toSql(db.pool), config).catch(() => undefined);
+  await db.pool.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, [slot]).catch(() => undefined);
+});
+
+describe('listener', () => {
+  test('setup, backfill, then legacy inserts, updates and deletes become generic events at database precision, in commit order', async () => {
+    const setup = await setupReplication(config, { connectionString: db.url });
+    expect(setup.tables).toEqual(['accounts']);
+    expect(setup.madeFull).toEqual(['accounts']);
+
+    const baseline = await backfill(config, { connectionString: db.url });
+    expect(baseline.imported).toEqual([{ aggregateType: 'account', rows: 2 }]);
+    const imported = await events();
+    expect(imported.map((e) => [e.aggregate_id, e.sequence, e.event_type, e.source])).toEqual([
+      ['1', 1, 'accounts.imported', 'import'],
+      ['2', 1, 'accounts.imported', 'import'],
+    ]);
+    expect(imported[0]!.payload).toEqual({
+      after: { id: '1', balance: '10.000000', opened_at: '2026-02-03 04:05:06.123456+00', data: '{"big": 12345678901234567890}', note: 'first' },
+    });
+
+    const listener = startListener();
+    try {
+      const writer = await db.pool.connect();
+      let xid: string;
+      try {
+        await writer.query('BEGIN');
+        xid = (await writer.query(`SELECT pg_current_xact_id()::text AS xid`)).rows[0].xid;
+        await writer.query(`UPDATE accounts SET balance = balance + 0.000001 WHERE id = 1`);
+        await writer.query(`INSERT INTO accounts VALUES (3, 12345678901234.123456, '1999-12-31 23:59:59.999999+00', '{"n": 1.10}', E'tab\\there')`);
+        await writer.query(`UPDATE accounts SET note = 'unchanged balance' WHERE id = 1`);
+        await writer.query('COMMIT');
+      } finally {
+        writer.release();
+      }
+      await db.pool.query(`DELETE FROM accounts WHERE id = 2`);
+      await db.pool.query(`UPDATE accounts SET balance = balance WHERE id = 3`); // changes nothing: no event
+
+      const all = await waitFor('the legacy changes', async () => {
+        const found = await events();
+        return found.some((e) => e.event_type === 'accounts.deleted') ? found : undefined;
+      });
+      const streamed = all.filter((e) => e.source === 'replication');
+      expect(streamed.map((e) => [e.aggregate_id, e.sequence, e.event_type, e.source_ordinal])).toEqual([
+        ['1', 2, 'accounts.updated', 0],
+        ['3', 1, 'accounts.inserted', 1],
+        ['1', 3, 'accounts.updated', 2],
+        ['2', 2, 'accounts.deleted', 0],
+      ]);
+      expect(streamed[0]!.payload).toEqual({ before: { balance: '10.000000' }, after: { balance: '10.000001' } });
+      expect(streamed[1]!.payload).toEqual({
+        after: { id: '3', balance: '12345678901234.123456', opened_at: '1999-12-31 23:59:59.999999+00', data: '{"n": 1.10}', note: 'tab\there' },
+      });
+      expect(streamed[2]!.payload).toEqual({ before: { note: 'first' }, after: { note: 'unchanged balance' } });
+      expect(streamed[3]!.payload).toMatchObject({ before: { id: '2', balance: '20.000000' } });
+      // One source transaction: one commit LSN, ordinals in WAL order, and the writer's own xid.
+      expect(new Set(streamed.slice(0, 3).map((e) => e.source_commit_lsn)).size).toBe(1);
+      expect(streamed.slice(0, 3).map((e) => e.source_xid)).toEqual([xid!, xid!, xid!]);
+      expect(streamed[3]!.source_commit_lsn).not.toBe(streamed[0]!.source_commit_lsn);
+    } finally {
+      await listener.stop();
+    }
+    const status = await replicationStatus(toSql(db.pool), config);
+    expect(status).toMatchObject({ health: 'ok', active: false, pendingBaselines: [] });
+  });
+
+  test('a stopped listener resumes from its checkpoint: changes made while it was down arrive once', async () => {
+    const before = (await events()).length;
+    for (let i = 0; i < 20; i++) await db.pool.query(`UPDATE accounts SET balance = balance + 1 WHERE id = 1`);
+    const first = startListener();
+    await waitFor('the 20 updates', async () => ((await events()).length >= before + 20 ? true : undefined));
+    await first.stop();
+    const second = startListener();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await second.stop();
+    const after = await events();
+    expect(after.length).toBe(before + 20);
+    const sequences = after.filter((e) => e.aggregate_id === '1').map((e) => e.sequence);
+    expect(sequences).toEqual(sequences.map((_, i) => i + 1));
+  });
+});
