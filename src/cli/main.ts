@@ -8,6 +8,7 @@ import { runHistory } from './commands/history.js';
 import { runMigrate } from './commands/migrate.js';
 import { runProject } from './commands/project.js';
 import { runRebuild } from './commands/rebuild.js';
+import { runBackfill, runListen, runReplication } from './commands/replication.js';
 import { runSnapshot } from './commands/snapshot.js';
 import { runState } from './commands/state.js';
 import { createCommandContext, type CliIo, type CommandContext } from './context.js';
@@ -51,6 +52,12 @@ function run(ctx: CommandContext, command: Command): Promise<number> {
       return runProject(ctx, command);
     case 'rebuild':
       return runRebuild(ctx, command);
+    case 'replication':
+      return runReplication(ctx, command);
+    case 'backfill':
+      return runBackfill(ctx, command);
+    case 'listen':
+      return runListen(ctx, command);
     case 'demo':
       return runDemoCommand(ctx);
   }

@@ -51,6 +51,9 @@ export type Command =
       leaseTtlMs: number | undefined;
       batchSize: number | undefined;
     }
+  | { name: 'replication'; action: 'setup' | 'status' | 'teardown'; lockTimeoutMs: number | undefined; maxLagBytes: number | undefined; yes: boolean }
+  | { name: 'backfill'; aggregateType: string | undefined; batchSize: number | undefined; slotWaitMs: number | undefined }
+  | { name: 'listen'; groupMs: number | undefined; heartbeatMs: number | undefined }
   | { name: 'demo' };
 
 export type ParsedCli =
@@ -136,6 +139,26 @@ function describeCli(args: string[]): Argv {
         .option('lock-timeout', { type: 'string', describe: 'seconds the swap may wait for its locks (default 5)' })
         .example('$0 rebuild account_balances', '')
         .example('$0 rebuild --all --json', ''),
+    )
+    .command('replication <action>', 'the publication and replica identity of listener types (setup), the slot\'s health (status), removal (teardown)', (y) =>
+      y
+        .positional('action', { choices: ['setup', 'status', 'teardown'] as const, describe: 'setup: check and create; status: exit 1 when the slot is missing or lost, or lags too far; teardown: drop slot and publication' })
+        .option('lock-timeout', { type: 'string', describe: 'setup: seconds its DDL on live tables may wait for locks (default 5)' })
+        .option('max-lag-bytes', { type: 'string', describe: 'status: exit 1 when the slot lags more than this many bytes of WAL' })
+        .option('yes', { type: 'boolean', default: false, describe: 'teardown: confirm' })
+        .example('$0 replication setup', '')
+        .example('$0 replication status --max-lag-bytes 104857600 || alert', ''),
+    )
+    .command('backfill [type]', 'create the slot with an exported snapshot and give every existing row of the listener types its opening event', (y) =>
+      y
+        .positional('type', { type: 'string', describe: 'a listener type (they share one slot, so all are backfilled together)' })
+        .option('batch-size', { type: 'string', describe: 'rows per page and write transaction (default 1000)' })
+        .option('slot-wait', { type: 'string', describe: 'seconds to wait for running write transactions before creating the slot (default 30)' }),
+    )
+    .command('listen', 'turn legacy row changes into events until SIGTERM/SIGINT; a second one waits as a standby', (y) =>
+      y
+        .option('group-ms', { type: 'string', describe: 'how long to gather source transactions into one write (default 50)' })
+        .option('heartbeat', { type: 'string', describe: 'seconds between heartbeat messages that let an idle slot advance (default 10; 0 = off)' }),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
@@ -248,6 +271,27 @@ function toCommand(argv: Record<string, unknown>): Command {
         retryFailed: Boolean(argv['retry-failed']),
         leaseTtlMs: text('lease-ttl') === undefined ? undefined : positiveNumber(required('lease-ttl'), '--lease-ttl') * 1000,
         batchSize: text('batch-size') === undefined ? undefined : wholeNumber(required('batch-size'), '--batch-size'),
+      };
+    case 'replication':
+      return {
+        name,
+        action: argv.action as 'setup' | 'status' | 'teardown',
+        lockTimeoutMs: text('lock-timeout') === undefined ? undefined : positiveNumber(required('lock-timeout'), '--lock-timeout') * 1000,
+        maxLagBytes: text('max-lag-bytes') === undefined ? undefined : wholeNumber(required('max-lag-bytes'), '--max-lag-bytes'),
+        yes: Boolean(argv.yes),
+      };
+    case 'backfill':
+      return {
+        name,
+        aggregateType: text('type'),
+        batchSize: text('batch-size') === undefined ? undefined : wholeNumber(required('batch-size'), '--batch-size'),
+        slotWaitMs: text('slot-wait') === undefined ? undefined : positiveNumber(required('slot-wait'), '--slot-wait') * 1000,
+      };
+    case 'listen':
+      return {
+        name,
+        groupMs: text('group-ms') === undefined ? undefined : wholeNumber(required('group-ms'), '--group-ms'),
+        heartbeatMs: text('heartbeat') === undefined ? undefined : nonNegativeNumber(required('heartbeat'), '--heartbeat') * 1000,
       };
     default:
       throw new UsageError(`unknown command ${JSON.stringify(name)}`);

@@ -43,6 +43,12 @@ export interface ListenerOptions {
   /** A transactional heartbeat message every this many ms while idle, so the slot can advance. Default 10 s; 0 = off. */
   heartbeatMs?: number;
   onLog?: (line: string) => void;
+  /**
+   * For crash tests: called at the two points where a crash matters most, while a source
+   * transaction is being buffered and after a group committed but before the slot is
+   * acknowledged. The CLI wires it to HINDSIGHT_LISTENER_FAILPOINT (see README, tests).
+   */
+  failpoint?: (point: 'buffering' | 'committed-unacknowledged') => void;
   /** After each group is committed and acknowledged (tests, metrics). */
   onCommitted?: (info: { checkpointLsn: string; transactions: number; events: number }) => void;
 }
@@ -104,6 +110,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
       const last = writing[writing.length - 1]!;
       const result = await appendGroup(pool, tables, slot, byTable, writing, checkpoint);
       checkpoint = last.commitLsn;
+      options.failpoint?.('committed-unacknowledged');
       await service.acknowledge(formatLsn(last.commitLsn));
       options.onCommitted?.({ checkpointLsn: formatLsn(last.commitLsn), transactions: writing.length, events: result.events });
     };
@@ -127,6 +134,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             const relation = relations.get(message.relationOid);
             if (!relation) throw new Error(`pgoutput sent a change for relation ${message.relationOid} before describing it`);
             if (byTable.has(relation.oid)) open.changes.push({ raw: message.raw, relation });
+            options.failpoint?.('buffering');
             return;
           }
           case 'commit': {
@@ -329,4 +337,51 @@ export function widenXid(xid: number, next: bigint): bigint {
   const low = next & 0xffffffffn;
   const back = (low - BigInt(xid) + 0x100000000n) % 0x100000000n;
   return next - back;
+}
+
+/** Errors after which the listener reconnects rather than stops: the server went away, or another listener holds the slot. */
+function retryable(error: unknown): 'standby' | 'reconnect' | undefined {
+  const state = sqlStateOf(error) ?? (error as { sqlState?: string })?.sqlState;
+  if (state === SQLSTATE.OBJECT_IN_USE) return 'standby';
+  if (state === SQLSTATE.ADMIN_SHUTDOWN || state === SQLSTATE.CANNOT_CONNECT_NOW) return 'reconnect';
+  const message = error instanceof Error ? error.message : String(error);
+  return /ECONNREFUSED|ECONNRESET|EPIPE|Connection terminated|terminating connection|the database system is (starting up|shutting down)/i.test(message) ? 'reconnect' : undefined;
+}
+
+/**
+ * Runs the listener until the signal: after a lost connection or a server restart it
+ * reconnects with backoff and resumes from its checkpoint; while another listener holds
+ * the slot (SQLSTATE 55006) it waits as a standby and takes over when that one stops.
+ * Any other error (a change it cannot turn into events) stops it, naming the source
+ * transaction: nothing is skipped.
+ */
+export async function listen(config: ResolvedConfig, options: ListenerOptions & { maxBackoffMs?: number }): Promise<void> {
+  const log = options.onLog ?? (() => undefined);
+  let delay = 250;
+  let standby = false;
+  for (;;) {
+    if (options.signal?.aborted) return;
+    try {
+      await runListener(config, {
+        ...options,
+        onCommitted: (info) => {
+          delay = 250;
+          options.onCommitted?.(info);
+        },
+      });
+      if (standby) standby = false;
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      const kind = retryable(error);
+      if (!kind) throw error;
+      if (kind === 'standby' && !standby) log(`the slot ${config.replication.slot} is in use by another listener: waiting as a standby`);
+      if (kind === 'reconnect') log(`lost the connection (${error instanceof Error ? error.message : String(error)}); reconnecting in ${delay} ms`);
+      standby = kind === 'standby';
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, delay);
+      options.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+    delay = Math.min(delay * 2, options.maxBackoffMs ?? 5000);
+  }
 }

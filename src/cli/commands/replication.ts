@@ -1,0 +1,123 @@
+import fs from 'node:fs';
+import { toSql } from '../../db/queryable.js';
+import { UsageError } from '../../errors.js';
+import { backfill } from '../../replication/backfill.js';
+import { listen } from '../../replication/listener.js';
+import { listenerTypes, replicationStatus, setupReplication, teardownReplication, type ReplicationStatus } from '../../replication/setup.js';
+import type { CommandContext } from '../context.js';
+import { plural } from '../format.js';
+import type { Command } from '../parse.js';
+
+/** `replication setup | status | teardown`. */
+export async function runReplication(ctx: CommandContext, command: Extract<Command, { name: 'replication' }>): Promise<number> {
+  const config = await ctx.config();
+  if (command.action === 'setup') {
+    const result = await setupReplication(config, { connectionString: await ctx.databaseUrl(), lockTimeoutMs: command.lockTimeoutMs });
+    for (const warning of result.warnings) ctx.note(`warning: ${warning}`);
+    ctx.print(
+      `publication ${result.publication} covers ${result.tables.join(', ')}; next: hindsight backfill (it creates the slot ${config.replication.slot})`,
+      result,
+    );
+    return 0;
+  }
+  if (command.action === 'status') {
+    const status = await ctx.withPool((pool) => replicationStatus(toSql(pool), config));
+    const problems = statusProblems(status, command);
+    ctx.print([...statusLines(status), ...problems.map((p) => `PROBLEM: ${p}`)].join('\n'), { ...status, problems });
+    return problems.length > 0 ? 1 : 0;
+  }
+  if (!command.yes) throw new UsageError('replication teardown drops the slot and the publication: give --yes to confirm');
+  const result = await ctx.withPool((pool) => teardownReplication(toSql(pool), config));
+  ctx.print(
+    `${result.droppedSlot ? `dropped slot ${config.replication.slot}` : `no slot ${config.replication.slot}`}; ${result.droppedPublication ? `dropped publication ${config.replication.publication}` : 'no publication'}. Changes from now on are not captured; a new slot needs a new baseline.`,
+    result,
+  );
+  return 0;
+}
+
+function statusLines(s: ReplicationStatus): string[] {
+  const mb = (bytes: number | null) => (bytes === null ? '?' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
+  return [
+    `slot ${s.slot}: ${s.health === 'ok' ? (s.active ? 'present, a listener is connected' : 'present, no listener connected') : s.health}`,
+    `  confirmed ${s.confirmedLsn ?? '-'}, listener checkpoint ${s.checkpointLsn ?? '-'}${s.checkpointAgeSeconds === null ? '' : ` (written ${s.checkpointAgeSeconds.toFixed(0)} s ago)`}`,
+    `  lag ${mb(s.lagBytes)}, WAL retained ${mb(s.retainedWalBytes)}, wal_status ${s.walStatus ?? '-'}`,
+    `  baselines pending: ${s.pendingBaselines.length === 0 ? 'none' : s.pendingBaselines.join(', ')}`,
+  ];
+}
+
+function statusProblems(s: ReplicationStatus, limits: { maxLagBytes: number | undefined }): string[] {
+  const problems: string[] = [];
+  if (s.health !== 'ok') problems.push(`the slot is ${s.health}: re-backfill and verify required`);
+  if (limits.maxLagBytes !== undefined && s.lagBytes !== null && s.lagBytes > limits.maxLagBytes) {
+    problems.push(`lag ${s.lagBytes} bytes is over --max-lag-bytes ${limits.maxLagBytes}`);
+  }
+  return problems;
+}
+
+/** `backfill [<type>]`: the slot and every listener type's opening events. */
+export async function runBackfill(ctx: CommandContext, command: Extract<Command, { name: 'backfill' }>): Promise<number> {
+  const config = await ctx.config();
+  const types = listenerTypes(config).map((t) => t.type);
+  if (command.aggregateType && !types.includes(command.aggregateType)) {
+    throw new UsageError(`backfill: ${command.aggregateType} is not a listener type (listener types: ${types.join(', ') || 'none'})`);
+  }
+  if (command.aggregateType && types.length > 1) {
+    throw new UsageError('backfill: every listener type shares one slot, so they are backfilled together; run it without a type');
+  }
+  const showProgress = ctx.io.isTTY && !ctx.global.json;
+  const result = await backfill(config, {
+    connectionString: await ctx.databaseUrl(),
+    batchSize: command.batchSize,
+    slotWaitMs: command.slotWaitMs,
+    onLog: (line) => ctx.note(line),
+    onProgress: showProgress ? (p) => ctx.io.stderr(`\r${p.aggregateType}: ${plural(p.rows, 'row')} imported`) : undefined,
+  });
+  if (showProgress) ctx.io.stderr('\n');
+  if (result.imported.length === 0) {
+    ctx.print('every listener type already has its baseline; nothing to do', result);
+    return 0;
+  }
+  ctx.print(
+    [`slot ${result.slot} created at ${result.consistentPoint}`, ...result.imported.map((i) => `  ${i.aggregateType}: ${plural(i.rows, 'row')} imported`), 'next: hindsight listen'].join('\n'),
+    result,
+  );
+  return 0;
+}
+
+/** `listen`: until SIGTERM/SIGINT. */
+export async function runListen(ctx: CommandContext, command: Extract<Command, { name: 'listen' }>): Promise<number> {
+  const config = await ctx.config();
+  if (listenerTypes(config).length === 0) throw new UsageError('listen: no aggregate type has capture "listener"');
+  ctx.note(`listening on slot ${config.replication.slot}; stop with Ctrl-C or SIGTERM`);
+  await listen(config, {
+    connectionString: await ctx.databaseUrl(),
+    signal: ctx.io.signal,
+    maxGroupMs: command.groupMs,
+    heartbeatMs: command.heartbeatMs,
+    onLog: (line) => ctx.note(line),
+    failpoint: failpointFrom(ctx.io.env.HINDSIGHT_LISTENER_FAILPOINT, (point) => {
+      // Written synchronously: a pipe write still queued would die with the process.
+      fs.writeSync(2, `failpoint ${point}: killing this process\n`);
+      process.kill(process.pid, 'SIGKILL');
+    }),
+  });
+  ctx.print('stopped', { stopped: true });
+  return 0;
+}
+
+/**
+ * Crash testing: HINDSIGHT_LISTENER_FAILPOINT=<point>:<probability> kills the listener
+ * with SIGKILL at that point with that probability (points: buffering,
+ * committed-unacknowledged). Unset in normal use.
+ */
+function failpointFrom(setting: string | undefined, kill: (point: string) => void): ((point: string) => void) | undefined {
+  if (!setting) return undefined;
+  const [point, chance] = setting.split(':');
+  const probability = Number(chance ?? '1');
+  if (!['buffering', 'committed-unacknowledged'].includes(point!) || !(probability >= 0 && probability <= 1)) {
+    throw new UsageError(`HINDSIGHT_LISTENER_FAILPOINT must be buffering:<0-1> or committed-unacknowledged:<0-1>, got ${JSON.stringify(setting)}`);
+  }
+  return (at) => {
+    if (at === point && Math.random() < probability) kill(at);
+  };
+}
