@@ -19,13 +19,15 @@ export async function up({ run, schema: s }: MigrationContext): Promise<void> {
     )`);
 
   // The opening import of each listener type's legacy rows, read in the slot's exported
-  // snapshot. While one is pending, the listener holds that slot's stream (never drops it).
+  // snapshot (kept: it says which source transactions the import saw). While one is
+  // pending, the listener holds that slot's stream (never drops it).
   await run(`
     CREATE TABLE ${s}.baselines (
       aggregate_type   text COLLATE "C" PRIMARY KEY,
       slot_name        text COLLATE "C",
       status           text NOT NULL,
       consistent_point pg_lsn,
+      snapshot         pg_snapshot,
       rows_imported    bigint NOT NULL DEFAULT 0,
       started_at       timestamptz NOT NULL DEFAULT now(),
       completed_at     timestamptz,

@@ -79,9 +79,11 @@ export async function backfill(config: ResolvedConfig, options: BackfillOptions)
       const reader = new pg.Client({ connectionString: options.connectionString, options: TEXT_SETTINGS });
       await reader.connect();
       const imported: BackfillResult['imported'] = [];
+      let snapshot = '';
       try {
         await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         await reader.query(`SET TRANSACTION SNAPSHOT '${created.snapshot.replace(/'/g, "''")}'`);
+        snapshot = (await reader.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`)).rows[0]!.snapshot;
         for (const type of types) {
           const rows = await importType(toSql(reader), writer, tables, type, options);
           imported.push({ aggregateType: type.type, rows });
@@ -98,10 +100,10 @@ export async function backfill(config: ResolvedConfig, options: BackfillOptions)
           slot,
           created.consistentPoint,
         ]);
-        await client.query(`UPDATE ${tables.baselines} SET status = 'done', consistent_point = $2::pg_lsn, completed_at = now() WHERE slot_name = $1::text`, [
-          slot,
-          created.consistentPoint,
-        ]);
+        await client.query(
+          `UPDATE ${tables.baselines} SET status = 'done', consistent_point = $2::pg_lsn, snapshot = $3::pg_snapshot, completed_at = now() WHERE slot_name = $1::text`,
+          [slot, created.consistentPoint, snapshot],
+        );
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
