@@ -127,3 +127,32 @@ describe('rebuild', () => {
     expect(await usageError(['rebuild', 'a', '--checkpoint-every', 'soon'])).toMatch(/--checkpoint-every must be a number of 0 or more/);
   });
 });
+
+describe('replication, backfill and listen', () => {
+  test('replication actions and their options', async () => {
+    expect((await command(['replication', 'setup', '--lock-timeout', '2'])).command).toEqual({
+      name: 'replication',
+      action: 'setup',
+      lockTimeoutMs: 2000,
+      maxLagBytes: undefined,
+      yes: false,
+    });
+    expect((await command(['replication', 'status', '--max-lag-bytes', '1048576'])).command).toMatchObject({ action: 'status', maxLagBytes: 1048576 });
+    expect((await command(['replication', 'teardown', '--yes'])).command).toMatchObject({ action: 'teardown', yes: true });
+    expect(await usageError(['replication', 'start'])).toMatch(/Invalid values|Choices/);
+    expect(await usageError(['replication', 'status', '--max-lag-bytes', '1e6'])).toMatch(/--max-lag-bytes must be a whole number/);
+  });
+
+  test('backfill and listen', async () => {
+    expect((await command(['backfill', 'account', '--batch-size', '500', '--slot-wait', '60'])).command).toEqual({
+      name: 'backfill',
+      aggregateType: 'account',
+      batchSize: 500,
+      slotWaitMs: 60_000,
+    });
+    expect((await command(['listen'])).command).toEqual({ name: 'listen', groupMs: undefined, heartbeatMs: undefined });
+    expect((await command(['listen', '--group-ms', '20', '--heartbeat', '0'])).command).toEqual({ name: 'listen', groupMs: 20, heartbeatMs: 0 });
+    expect(await usageError(['listen', '--heartbeat', 'often'])).toMatch(/--heartbeat must be a number of 0 or more/);
+    expect(await usageError(['backfill', '--slot-wait', '0'])).toMatch(/--slot-wait must be a positive number/);
+  });
+});

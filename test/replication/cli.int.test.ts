@@ -1,0 +1,82 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { migrate } from '../../src/store/migrate.js';
+import { runCli, scratchDir } from '../helpers/cli.js';
+import { useTestDatabase } from '../helpers/database.js';
+
+// The replication commands' refusals, none of which needs a slot: each says what was
+// wrong and what to do, and creates nothing.
+
+const db = useTestDatabase(import.meta.url);
+let dir: string;
+
+async function writeConfig(name: string, config: unknown): Promise<string> {
+  const file = path.join(dir, `${name}.json`);
+  await fs.writeFile(file, JSON.stringify(config));
+  return file;
+}
+
+const listenerConfig = (table: string) => ({
+  replication: { slot: 'hs_cli_never_created', publication: 'hs_cli_pub' },
+  aggregates: [{ type: 'account', table, key: { column: 'id', type: 'bigint' }, capture: 'listener' }],
+});
+
+beforeAll(async () => {
+  dir = await scratchDir('replication-cli');
+  await migrate({ connectionString: db.url });
+  await db.pool.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint)`);
+});
+
+describe('replication commands refuse clearly and write nothing', () => {
+  test('setup lists every preflight problem with its fix, and creates no publication', async () => {
+    const config = await writeConfig('missing-table', {
+      ...listenerConfig('accounts'),
+      aggregates: [
+        { type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' }, capture: 'listener', columns: { balanse: 'balance' } },
+        { type: 'order', table: 'orders', key: { column: 'id', type: 'bigint' }, capture: 'listener' },
+      ],
+    });
+    const result = await runCli(['replication', 'setup', '--config', config, '--database-url', db.url]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/table accounts: has no column "balanse"\. Fix: fix "columns" of aggregate type account/);
+    expect(result.stderr).toMatch(/table orders: does not exist/);
+    const { rows } = await db.pool.query(`SELECT pubname FROM pg_publication`);
+    expect(rows).toEqual([]);
+    const identity = await db.pool.query(`SELECT relreplident FROM pg_class WHERE relname = 'accounts'`);
+    expect(identity.rows[0].relreplident).toBe('d');
+  });
+
+  test('status exits 1 when the slot is missing, saying a re-backfill and verify are needed', async () => {
+    const config = await writeConfig('status', listenerConfig('accounts'));
+    const result = await runCli(['replication', 'status', '--config', config, '--database-url', db.url]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/slot hs_cli_never_created: missing/);
+    expect(result.stdout).toMatch(/PROBLEM: the slot is missing: re-backfill and verify required/);
+    const json = await runCli(['replication', 'status', '--json', '--config', config, '--database-url', db.url]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ health: 'missing', problems: [expect.stringMatching(/missing/)] });
+  });
+
+  test('teardown needs --yes; listen needs a listener type and a backfilled slot', async () => {
+    const config = await writeConfig('teardown', listenerConfig('accounts'));
+    const teardown = await runCli(['replication', 'teardown', '--config', config, '--database-url', db.url]);
+    expect(teardown.code).toBe(2);
+    expect(teardown.stderr).toMatch(/give --yes to confirm/);
+
+    const appOnly = await writeConfig('app-only', { aggregates: [{ type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' } }] });
+    const nothing = await runCli(['listen', '--config', appOnly, '--database-url', db.url]);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toMatch(/no aggregate type has capture "listener"/);
+
+    const early = await runCli(['listen', '--config', config, '--database-url', db.url]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/has not been created by a backfill yet: run "hindsight replication setup", then "hindsight backfill"/);
+  });
+
+  test('backfill of a type that is not a listener type names the listener types', async () => {
+    const config = await writeConfig('backfill', listenerConfig('accounts'));
+    const result = await runCli(['backfill', 'order', '--config', config, '--database-url', db.url]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/order is not a listener type \(listener types: account\)/);
+  });
+});
