@@ -1,3 +1,4 @@
+import { recordContext } from './capture/recordContext.js';
 import pg from 'pg';
 import { ensureReadModelTables } from './readmodel/ensureTables.js';
 import type { EnsureResult } from './readmodel/ensureTable.js';
@@ -58,6 +59,11 @@ export interface Hindsight {
   wrap<A extends unknown[], R>(fn: ServiceFunction<A, R>, options: WrapOptions<A, R>): (db: TransactionSource, ...args: A) => Promise<R>;
   /** Runs `fn` with context (actor, reason, correlation id...) for every event recorded inside it. */
   withContext<T>(context: CaptureContext, fn: () => T): T;
+  /**
+   * For listener types: records the context in the caller's transaction (a logical message),
+   * so the events the listener makes from that transaction's row changes carry it.
+   */
+  recordContext(db: Db, context?: CaptureContext): Promise<void>;
   /** An aggregate's events in sequence order, optionally a sequence or time range. */
   readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange & Omit<AggregateRange, 'from' | 'to'>): Promise<StoredEvent[]>;
   /**
@@ -155,6 +161,13 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
     transaction,
     wrap: (fn, options) => wrapServiceFunction(transaction, fn, options),
     withContext,
+    recordContext: async (db, context) => {
+      try {
+        await recordContext(toSql(db), context);
+      } catch (error) {
+        throw describeDatabaseError(error, 'record context');
+      }
+    },
     readAggregate: async (db, aggregateType, aggregateId, range) => {
       const { aggregate, ref } = typed(aggregateType, aggregateId);
       const checked = timeParams(range, ['from', 'to']) as AggregateRange;

@@ -8,8 +8,9 @@ import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { DatabaseError } from '../errors.js';
 import { appendEvents, type AppendRow } from '../store/appendEvents.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
+import { CONTEXT_PREFIX } from '../capture/recordContext.js';
 import { decodePgoutput, formatLsn, parseLsn, pgTimestampToIso, type PgoutputMessage, type Relation } from './pgoutput.js';
-import { rowEvents, type RowChange } from './rowEvents.js';
+import { rowEvents, type RowChange, type RowEvent } from './rowEvents.js';
 import { TEXT_SETTINGS } from './backfill.js';
 import { listenerTypes, tableOids } from './setup.js';
 
@@ -59,8 +60,12 @@ interface SourceTransaction {
   commitLsn: bigint;
   endLsn: bigint;
   commitTime: bigint;
-  /** Raw I/U/D/T messages, in WAL order, each with the relation it referred to when it arrived. */
-  changes: Array<{ raw: Buffer; relation: Relation }>;
+  /** Row changes (raw I/U/D messages) and truncations, in WAL order, each with its relation as it was then. */
+  changes: Array<{ raw: Buffer; relation: Relation } | { truncate: true; relation: Relation }>;
+  /** Context messages (metadata JSON) and the index of the first change each applies to. */
+  contexts: Array<{ from: number; metadata: string }>;
+  /** Holds a `hindsight.cut` marker: its commit is checkpointed even with no events. */
+  cut: boolean;
 }
 
 export const HEARTBEAT_PREFIX = 'hindsight.heartbeat';
@@ -124,7 +129,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
       try {
         switch (message.tag) {
           case 'begin':
-            open = { xid: message.xid, commitLsn: message.finalLsn, endLsn: 0n, commitTime: message.commitTime, changes: [] };
+            open = { xid: message.xid, commitLsn: message.finalLsn, endLsn: 0n, commitTime: message.commitTime, changes: [], contexts: [], cut: false };
             return;
           case 'relation':
             relations.set(message.relation.oid, message.relation);
@@ -137,12 +142,20 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             options.failpoint?.('buffering');
             return;
           }
+          case 'truncate': {
+            if (!open) throw new Error('pgoutput sent TRUNCATE outside a transaction');
+            for (const oid of message.relationOids) {
+              const relation = relations.get(oid);
+              if (relation && byTable.has(oid)) open.changes.push({ truncate: true, relation });
+            }
+            return;
+          }
           case 'commit': {
             if (!open) throw new Error('pgoutput sent COMMIT without BEGIN');
             const done = { ...open, commitLsn: message.commitLsn, endLsn: message.endLsn };
             open = undefined;
             if (done.commitLsn <= checkpoint) return; // already appended before a restart
-            if (done.changes.length === 0) {
+            if (done.changes.length === 0 && !done.cut) {
               // Nothing to append; the position is acknowledged once nothing is pending.
               const at = formatLsn(done.commitLsn); // captured now: later commits may be pending when the task runs
               if (group.length === 0) await enqueue(async () => void (await service.acknowledge(at)));
@@ -150,12 +163,20 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             }
             group.push(done);
             groupChanges += done.changes.length;
-            if (groupChanges >= maxGroupChanges) await enqueue(writeGroup);
+            // A cut marker is waited on (a verifier's lag cut): checkpoint it at once.
+            if (groupChanges >= maxGroupChanges || done.cut) await enqueue(writeGroup);
             else groupTimer ??= setTimeout(() => void enqueue(writeGroup), maxGroupMs);
             return;
           }
+          case 'message':
+            if (open && message.transactional && message.prefix === CONTEXT_PREFIX) {
+              open.contexts.push({ from: open.changes.length, metadata: contextMetadata(message.content) });
+            } else if (open && message.transactional && message.prefix === CUT_PREFIX) {
+              open.cut = true;
+            }
+            return; // heartbeats: the commit carries the position
           default:
-            return; // messages (heartbeats, cut markers) and types: the commit carries the position
+            return; // origin and type messages carry nothing hindsight uses
         }
       } catch (error) {
         fail(error);
@@ -286,15 +307,17 @@ async function appendGroup(
       const occurredAt = pgTimestampToIso(transaction.commitTime);
       const commitLsn = formatLsn(transaction.commitLsn);
       let ordinal = 0;
-      for (const { raw, relation } of transaction.changes) {
-        const aggregate = byTable.get(relation.oid)!;
-        for (const event of rowEvents(aggregate, relation, toRowChange(decodePgoutput(raw)))) {
+      for (const [index, change] of transaction.changes.entries()) {
+        const metadata = contextAt(transaction, index);
+        const aggregate = byTable.get(change.relation.oid)!;
+        const changeEvents = 'truncate' in change ? await truncateEvents(sql, tables, aggregate) : rowEvents(aggregate, change.relation, toRowChange(decodePgoutput(change.raw)));
+        for (const event of changeEvents) {
           const row: AppendRow = {
             eventId: randomUUID(),
             type: event.type,
             schemaVersion: aggregate.events.get(event.type)?.version ?? 1,
             payload: JSON.stringify(event.payload),
-            metadata: '{}',
+            metadata,
             occurredAt,
             source: 'replication',
             sourceCommitLsn: commitLsn,
@@ -319,6 +342,53 @@ async function appendGroup(
   } finally {
     client.release();
   }
+}
+
+/** A context message's metadata; anyone can emit one, so a malformed one is noted, never fatal. */
+function contextMetadata(content: Buffer): string {
+  const text = content.toString('utf8');
+  try {
+    const parsed: unknown = JSON.parse(text);
+    // Kept as sent (re-serialising would round big numbers); jsonb refuses \u0000.
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && !text.includes('\\u0000')) return text;
+  } catch {
+    // falls through
+  }
+  return JSON.stringify({ context_error: `a ${CONTEXT_PREFIX} message that is not a JSON object was ignored` });
+}
+
+/**
+ * The context of a row change: the latest context message before it in its transaction;
+ * for changes before the first message, the first one's; none, an empty object.
+ */
+function contextAt(transaction: SourceTransaction, index: number): string {
+  let found = transaction.contexts[0]?.metadata ?? '{}';
+  for (const context of transaction.contexts) {
+    if (context.from > index) break;
+    found = context.metadata;
+  }
+  return found;
+}
+
+/**
+ * TRUNCATE of a legacy table: a `<table>.deleted` (reason "truncate") for every aggregate
+ * of the type whose last event is not already a deletion.
+ */
+async function truncateEvents(sql: Sql, tables: StoreTables, aggregate: AggregateType): Promise<RowEvent[]> {
+  const deleted = `${aggregate.tableLabel}.deleted`;
+  const rows = await sql.query<{ aggregate_id: string }>(
+    `SELECT h.aggregate_id FROM ${tables.heads} h
+     JOIN ${tables.events} e ON e.aggregate_type = h.aggregate_type AND e.aggregate_id = h.aggregate_id AND e.sequence = h.version
+     WHERE h.aggregate_type = $1::text AND e.event_type <> $2::text
+     ORDER BY h.aggregate_id`,
+    [aggregate.type, deleted],
+  );
+  // The canonical id is the key's text (one column) or a JSON array of the keys' texts.
+  return rows.map((r) => ({
+    key: aggregate.key.length === 1 ? [r.aggregate_id] : (JSON.parse(r.aggregate_id) as string[]),
+    type: deleted,
+    payload: { reason: 'truncate' },
+  }));
 }
 
 function toRowChange(message: PgoutputMessage): RowChange {

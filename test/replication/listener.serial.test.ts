@@ -6,6 +6,7 @@ import { runListener } from '../../src/replication/listener.js';
 import { replicationStatus, setupReplication, teardownReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
 import { toSql } from '../../src/db/queryable.js';
+import { createHindsight } from '../../src/hindsight.js';
 import { useTestDatabase } from '../helpers/database.js';
 
 // Serial: replication slots are cluster-wide, and creating one waits for every running
@@ -149,5 +150,82 @@ describe('listener', () => {
     expect(after.length).toBe(before + 20);
     const sequences = after.filter((e) => e.aggregate_id === '1').map((e) => e.sequence);
     expect(sequences).toEqual(sequences.map((_, i) => i + 1));
+  });
+
+  test('context: each row change takes the latest context message before it, earlier changes the first one; a malformed one is noted, not fatal', async () => {
+    const hs = createHindsight(config);
+    const before = (await events()).length;
+    const listener = startListener();
+    try {
+      const client = await db.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(`UPDATE accounts SET balance = balance + 1 WHERE id = 1`);
+        await hs.recordContext(client, { actor: 'alice', reason: 'first', requestId: 'r-1' });
+        await client.query(`UPDATE accounts SET balance = balance + 1 WHERE id = 3`);
+        await hs.withContext({ correlationId: 'c-9' }, () => hs.recordContext(client, { actor: 'bob' }));
+        await client.query(`UPDATE accounts SET balance = balance + 2 WHERE id = 1`);
+        await client.query('COMMIT');
+        await client.query('BEGIN');
+        await client.query(`SELECT pg_logical_emit_message(true, 'hindsight.context', 'not json')`);
+        await client.query(`UPDATE accounts SET balance = balance + 3 WHERE id = 3`);
+        await client.query('COMMIT');
+        await client.query('BEGIN');
+        await hs.recordContext(client, { actor: 'mallory' });
+        await client.query(`UPDATE accounts SET balance = balance + 4 WHERE id = 3`);
+        await client.query('ROLLBACK');
+      } finally {
+        client.release();
+      }
+      await waitFor('four events', async () => ((await events()).length >= before + 4 ? true : undefined));
+    } finally {
+      await listener.stop();
+    }
+    const { rows } = await db.pool.query(
+      `SELECT aggregate_id, metadata FROM hindsight.events WHERE aggregate_type = 'account' ORDER BY global_position DESC LIMIT 5`,
+    );
+    expect(rows.reverse().slice(1)).toEqual([
+      { aggregate_id: '1', metadata: { actor: 'alice', reason: 'first', request_id: 'r-1' } },
+      { aggregate_id: '3', metadata: { actor: 'alice', reason: 'first', request_id: 'r-1' } },
+      { aggregate_id: '1', metadata: { actor: 'bob', correlation_id: 'c-9' } },
+      { aggregate_id: '3', metadata: { context_error: 'a hindsight.context message that is not a JSON object was ignored' } },
+    ]);
+  });
+
+  test('a cut marker is checkpointed with no events; heartbeats let an idle slot advance while other tables churn', async () => {
+    const listener = startListener();
+    try {
+      const [{ lsn }] = (await db.pool.query(`SELECT pg_logical_emit_message(true, 'hindsight.cut', 'run-1')::text AS lsn`)).rows;
+      await waitFor('the checkpoint to pass the cut', async () => {
+        const { rows } = await db.pool.query(`SELECT checkpoint_lsn >= $1::pg_lsn AS passed FROM hindsight.replication_state`, [lsn]);
+        return rows[0].passed ? true : undefined;
+      });
+      await db.pool.query(`CREATE TABLE IF NOT EXISTS churn (n int)`);
+      const [{ start }] = (await db.pool.query(`SELECT pg_current_wal_lsn()::text AS start`)).rows;
+      await waitFor('the slot to advance past unrelated WAL', async () => {
+        await db.pool.query(`INSERT INTO churn SELECT generate_series(1, 100)`);
+        const { rows } = await db.pool.query(`SELECT confirmed_flush_lsn > $2::pg_lsn AS moved FROM pg_replication_slots WHERE slot_name = $1`, [slot, start]);
+        return rows[0].moved ? true : undefined;
+      });
+    } finally {
+      await listener.stop();
+    }
+  });
+
+  test('TRUNCATE of a mapped table deletes every aggregate that is not already deleted, in one transaction', async () => {
+    const listener = startListener();
+    try {
+      await db.pool.query(`TRUNCATE accounts`);
+      await waitFor('the truncate', async () => ((await events()).some((e) => e.payload.reason === 'truncate') ? true : undefined));
+    } finally {
+      await listener.stop();
+    }
+    const all = await events();
+    const truncated = all.filter((e) => e.payload.reason === 'truncate');
+    expect(truncated.map((e) => [e.aggregate_id, e.event_type])).toEqual([
+      ['1', 'accounts.deleted'],
+      ['3', 'accounts.deleted'],
+    ]);
+    expect(new Set(truncated.map((e) => e.source_commit_lsn)).size).toBe(1);
   });
 });
