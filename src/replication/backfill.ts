@@ -5,7 +5,7 @@ import { describeDatabaseError } from '../db/describeError.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { toSql, type Sql } from '../db/queryable.js';
 import { DatabaseError, UsageError } from '../errors.js';
-import { appendEvents } from '../store/appendEvents.js';
+import { appendMany } from '../store/appendMany.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
 import { listenerTypes } from './setup.js';
 
@@ -193,23 +193,27 @@ async function importType(reader: Sql, writer: pg.Pool, tables: StoreTables, typ
     const client = await writer.connect();
     try {
       await client.query('BEGIN');
-      for (const row of page) {
-        const image = Object.fromEntries(columns.map((name, i) => [name, row.values[i]!]));
-        await appendEvents(toSql(client), tables, type, row.keys, row.keys.join(', '), [
-          {
-            eventId: randomUUID(),
-            type: `${type.tableLabel}.imported`,
-            schemaVersion: type.events.get(`${type.tableLabel}.imported`)?.version ?? 1,
-            payload: JSON.stringify({ after: image }),
-            metadata: JSON.stringify({ reason: 'baseline import' }),
-            occurredAt,
-            source: 'import',
-            sourceCommitLsn: null,
-            sourceOrdinal: null,
-            sourceXid: null,
-          },
-        ], 0);
-      }
+      const appended = await appendMany(
+        toSql(client),
+        tables,
+        type,
+        page.map((row) => ({
+          key: row.keys,
+          eventId: randomUUID(),
+          type: `${type.tableLabel}.imported`,
+          schemaVersion: type.events.get(`${type.tableLabel}.imported`)?.version ?? 1,
+          payload: JSON.stringify({ after: Object.fromEntries(columns.map((name, i) => [name, row.values[i]!])) }),
+          metadata: JSON.stringify({ reason: 'baseline import' }),
+          occurredAt,
+          source: 'import',
+          sourceCommitLsn: null,
+          sourceOrdinal: null,
+          sourceXid: null,
+        })),
+      );
+      // A type's opening event is sequence 1; anything else means events were there before the baseline.
+      const late = appended.find((a) => a.sequence !== 1);
+      if (late) throw new DatabaseError(`aggregate ${type.type} ${late.aggregateId} already has events: a baseline import must come first`);
       await client.query(`UPDATE ${tables.baselines} SET rows_imported = rows_imported + $2::bigint WHERE aggregate_type = $1::text`, [type.type, page.length]);
       await client.query('COMMIT');
     } catch (error) {

@@ -6,7 +6,7 @@ import { describeDatabaseError } from '../db/describeError.js';
 import { toSql, type Sql } from '../db/queryable.js';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { DatabaseError } from '../errors.js';
-import { appendEvents, type AppendRow } from '../store/appendEvents.js';
+import { appendMany, type ManyRow } from '../store/appendMany.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
 import { CONTEXT_PREFIX } from '../capture/recordContext.js';
 import { decodePgoutput, formatLsn, parseLsn, pgTimestampToIso, type PgoutputMessage, type Relation } from './pgoutput.js';
@@ -67,6 +67,9 @@ interface SourceTransaction {
   /** Holds a `hindsight.cut` marker: its commit is checkpointed even with no events. */
   cut: boolean;
 }
+
+/** Events per append statement. */
+const SLICE_EVENTS = 2000;
 
 export const HEARTBEAT_PREFIX = 'hindsight.heartbeat';
 export const CUT_PREFIX = 'hindsight.cut';
@@ -302,6 +305,12 @@ async function appendGroup(
       throw new DatabaseError(`the checkpoint of slot ${slot} moved from ${formatLsn(checkpoint)} to ${formatLsn(durable)} under this listener: is another listener writing?`);
     }
     const nextXid = BigInt(state.next_xid);
+    // Events go out in slices of one statement each, per aggregate type, in stream order.
+    let slice: { aggregate: AggregateType; rows: ManyRow[] } | undefined;
+    const flush = async () => {
+      if (slice) await appendMany(sql, tables, slice.aggregate, slice.rows);
+      slice = undefined;
+    };
     for (const transaction of group) {
       const sourceXid = widenXid(transaction.xid, nextXid).toString();
       const occurredAt = pgTimestampToIso(transaction.commitTime);
@@ -310,9 +319,13 @@ async function appendGroup(
       for (const [index, change] of transaction.changes.entries()) {
         const metadata = contextAt(transaction, index);
         const aggregate = byTable.get(change.relation.oid)!;
+        if ('truncate' in change) await flush(); // it reads the heads the slice would move
         const changeEvents = 'truncate' in change ? await truncateEvents(sql, tables, aggregate) : rowEvents(aggregate, change.relation, toRowChange(decodePgoutput(change.raw)));
         for (const event of changeEvents) {
-          const row: AppendRow = {
+          if (slice && (slice.aggregate !== aggregate || slice.rows.length >= SLICE_EVENTS)) await flush();
+          slice ??= { aggregate, rows: [] };
+          slice.rows.push({
+            key: event.key,
             eventId: randomUUID(),
             type: event.type,
             schemaVersion: aggregate.events.get(event.type)?.version ?? 1,
@@ -323,12 +336,12 @@ async function appendGroup(
             sourceCommitLsn: commitLsn,
             sourceOrdinal: ordinal++,
             sourceXid,
-          };
-          await appendEvents(sql, tables, aggregate, event.key, event.key.join(', '), [row], 'any');
+          });
           events += 1;
         }
       }
     }
+    await flush();
     await sql.query(`UPDATE ${tables.replicationState} SET checkpoint_lsn = $2::pg_lsn, updated_at = now() WHERE slot_name = $1::text`, [
       slot,
       formatLsn(group[group.length - 1]!.commitLsn),

@@ -109,6 +109,13 @@ export async function append(
   input: AppendInput,
   baseMetadata: EventMetadata = {},
 ): Promise<AppendResult> {
+  if (aggregate.capture === 'listener') {
+    // Only the listener writes these: an app event would race the row changes for sequence order.
+    throw new ValidationError(
+      `aggregate type ${aggregate.type} has capture "listener": its events come from its table's row changes. To say who did it and why, call recordContext in the same transaction`,
+      { path: 'aggregateType' },
+    );
+  }
   const expected = checkExpectedVersion(input.expectedVersion);
   const keyParams = keyParameters(aggregate.type, aggregate.key, input.aggregateId);
   const rows = prepareRows(aggregate, input.events, baseMetadata);

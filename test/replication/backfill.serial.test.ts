@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { resolveConfig, type ConfigInput } from '../../src/config/resolve.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import type { ConfigInput } from '../../src/config/schema.js';
 import { toSql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';

@@ -79,4 +79,13 @@ describe('replication commands refuse clearly and write nothing', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/order is not a listener type \(listener types: account\)/);
   });
+
+  test('an append to a listener type is refused, library or CLI, and writes nothing', async () => {
+    const config = await writeConfig('append', listenerConfig('accounts'));
+    const result = await runCli(['append', 'account', '1', 'accounts.updated', '--payload', '{"before":{},"after":{"balance":"1"}}', '--config', config, '--database-url', db.url]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/capture "listener": its events come from its table's row changes\. To say who did it and why, call recordContext/);
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.events`);
+    expect(rows[0].n).toBe(0);
+  });
 });

@@ -2,8 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { resolveConfig, type ConfigInput } from '../../src/config/resolve.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import type { ConfigInput } from '../../src/config/schema.js';
 import { toSql } from '../../src/db/queryable.js';
+import { createHindsight } from '../../src/hindsight.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
@@ -156,5 +158,9 @@ describe('listener crash safety', () => {
       `SELECT aggregate_id FROM hindsight.events WHERE aggregate_type = 'ledger' GROUP BY aggregate_id HAVING max(sequence) <> count(*)`,
     );
     expect(gaps).toEqual([]);
+    // And every chain's hashes hold (the listener appends many aggregates per statement).
+    const chains = await createHindsight(config).audit(db.pool);
+    expect(chains.problems).toEqual([]);
+    expect(chains.events).toBeGreaterThan(events.length);
   });
 });

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { resolveConfig, type ConfigInput } from '../../src/config/resolve.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import type { ConfigInput } from '../../src/config/schema.js';
 import { startEmbeddedServer, stopEmbeddedServer } from '../../src/db/embedded/server.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { listen } from '../../src/replication/listener.js';
