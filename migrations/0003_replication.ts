@@ -33,9 +33,14 @@ export async function up({ run, schema: s }: MigrationContext): Promise<void> {
       completed_at     timestamptz,
       CONSTRAINT baselines_status_check CHECK (status IN ('pending', 'done'))
     )`);
+
+  // Row changes whose mapped domain event failed its schema were appended as generic
+  // events with the error in their metadata; \`replication status\` counts them.
+  await run(`CREATE INDEX events_mapping_error_idx ON ${s}.events (recorded_at) WHERE (metadata->>'mapping_error') IS NOT NULL`);
 }
 
 export async function down({ run, schema: s }: MigrationContext): Promise<void> {
+  await run(`DROP INDEX ${s}.events_mapping_error_idx`);
   await run(`DROP TABLE ${s}.baselines`);
   await run(`DROP TABLE ${s}.replication_state`);
 }

@@ -24,6 +24,8 @@ export interface AggregateType {
   capture: CaptureMode;
   /** Listener types: log whole old rows ("full") or keep the table's replica identity. */
   replicaIdentity: 'full' | 'default';
+  /** Listener types: column transitions recorded as domain events instead of generic ones. */
+  mappings: ReadonlyArray<MappingRule>;
   /** Every event type this aggregate may have: its domain events and its table's generic ones. */
   events: ReadonlyMap<string, EventDefinition>;
   projector: ProjectorDefinition | undefined;
@@ -36,6 +38,16 @@ export interface AggregateType {
    */
   projectionVersion: string;
   readModels: ReadonlyArray<ReadModel>;
+}
+
+export interface MappingRule {
+  column: string;
+  /** The column's text the rule waits for. */
+  becomes: string;
+  from: string | undefined;
+  event: EventDefinition;
+  /** [payload field, column] pairs. */
+  payload: ReadonlyArray<readonly [string, string]>;
 }
 
 export interface ResolvedConfig {
@@ -112,6 +124,28 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       }
     }
 
+    if (declared.mappings.length > 0 && declared.replicaIdentity !== 'full') {
+      fail('mapping rules need replicaIdentity "full": without the old row an update cannot show that a column changed');
+    }
+    const mappings: MappingRule[] = declared.mappings.map((rule, i) => {
+      const at = `mappings[${i}]`;
+      if (declared.capture !== 'listener') fail(`${at}: mapping rules apply to row changes, so only to capture "listener" types`);
+      const definition = events.get(rule.event);
+      if (!definition || genericTypes.has(rule.event)) fail(`${at}: event "${rule.event}" is not one of this type's declared domain events (add it to "events" with defineEvent)`);
+      for (const column of [rule.column, ...Object.values(rule.payload)]) {
+        if (declared.columns && !(column in declared.columns) && !declared.key.some((k) => k.column === column)) {
+          fail(`${at}: column "${column}" is not in this type's "columns" map or key, so its changes are not read`);
+        }
+      }
+      return {
+        column: rule.column,
+        becomes: ruleText(rule.becomes),
+        from: rule.from === undefined ? undefined : ruleText(rule.from),
+        event: definition!,
+        payload: Object.entries(rule.payload),
+      };
+    });
+
     const models: ReadModel[] = [];
     declared.readModels.forEach((input, i) => {
       const resolved = resolveReadModel(input, declared.type);
@@ -132,6 +166,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       columns,
       capture: declared.capture,
       replicaIdentity: declared.replicaIdentity,
+      mappings,
       events,
       projector: declared.projector,
       requireActor: declared.requireActor ?? config.requireActor,
@@ -152,6 +187,11 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     readModels,
     source,
   };
+}
+
+/** A rule's value as PostgreSQL prints the column: booleans as t/f. */
+function ruleText(value: string | number | boolean): string {
+  return typeof value === 'boolean' ? (value ? 't' : 'f') : String(value);
 }
 
 /** Looks up an aggregate type, with the known types in the message when it is not one. */

@@ -50,6 +50,25 @@ const columnSpec = z.preprocess(
   z.object({ field: z.string().min(1).optional() }).strict(),
 );
 
+/** A column value as a rule compares it: its text form ('active', '42', true for 't'). */
+const columnValue = z.union([z.string(), z.number(), z.boolean()]);
+
+/**
+ * A mapping rule for listener types: when `column` becomes `becomes` (on an insert, or an
+ * update that changed it, optionally only from `from`), the change is recorded as the
+ * domain event `event` with a payload taken from the row (`payload`: field -> column),
+ * instead of the generic event.
+ */
+const mappingRule = z
+  .object({
+    column: identifier,
+    becomes: columnValue,
+    from: columnValue.optional(),
+    event: z.string().min(1),
+    payload: z.record(z.string(), identifier).default({}),
+  })
+  .strict();
+
 const aggregate = z
   .object({
     /** The aggregate type, e.g. "account". */
@@ -71,6 +90,8 @@ const aggregate = z
      * identity (cheaper writes; updates then carry no before-values).
      */
     replicaIdentity: z.enum(['full', 'default']).default('full'),
+    /** Listener types: column transitions that become domain events (see README, mapping rules). */
+    mappings: z.array(mappingRule).default([]),
     /** Domain events made by defineEvent(); the table's generic events are added automatically. */
     events: z
       .array(

@@ -330,7 +330,7 @@ async function appendGroup(
             type: event.type,
             schemaVersion: aggregate.events.get(event.type)?.version ?? 1,
             payload: JSON.stringify(event.payload),
-            metadata,
+            metadata: event.metadata ? JSON.stringify({ ...(JSON.parse(metadata) as object), ...event.metadata }) : metadata,
             occurredAt,
             source: 'replication',
             sourceCommitLsn: commitLsn,

@@ -18,13 +18,16 @@ export interface RowEvent {
   /** The key columns' text, in the declared key order: the canonical id is computed from them in SQL. */
   key: string[];
   type: string;
-  payload: { after?: RowImage; before?: RowImage; reason?: string };
+  payload: Record<string, unknown>;
+  /** Added to the event's metadata (a mapping rule's error). */
+  metadata?: Record<string, unknown>;
 }
 
 export function rowEvents(aggregate: AggregateType, relation: Relation, change: RowChange): RowEvent[] {
   const label = aggregate.tableLabel;
   if (change.kind === 'insert') {
-    return [{ key: keyOf(aggregate, relation, change.after), type: `${label}.inserted`, payload: { after: image(aggregate, relation, change.after) } }];
+    const generic = { key: keyOf(aggregate, relation, change.after), type: `${label}.inserted`, payload: { after: image(aggregate, relation, change.after) } };
+    return applyRules(aggregate, relation, undefined, change.after, generic);
   }
   if (change.kind === 'delete') {
     const before = change.beforeIsKeyOnly ? undefined : image(aggregate, relation, change.before);
@@ -57,7 +60,68 @@ export function rowEvents(aggregate: AggregateType, relation: Relation, change: 
     }
   }
   if (Object.keys(changedAfter).length === 0) return []; // no column that matters changed
-  return [{ key: newKey, type: `${label}.updated`, payload: { before: changedBefore, after: changedAfter } }];
+  return applyRules(aggregate, relation, change.before, after, { key: newKey, type: `${label}.updated`, payload: { before: changedBefore, after: changedAfter } });
+}
+
+/**
+ * The domain events of the rules a change matches (a column that became a value, on an
+ * insert or from another value on an update), in rule order; none matched, the generic
+ * event. A payload that fails its event's schema turns the whole change back into the
+ * generic event, with the error in its metadata: recorded and counted, never skipped.
+ */
+function applyRules(aggregate: AggregateType, relation: Relation, before: TupleValue[] | undefined, after: TupleValue[], generic: RowEvent): RowEvent[] {
+  if (aggregate.mappings.length === 0) return [generic];
+  const value = (values: TupleValue[] | undefined, column: string) => {
+    const index = relation.columns.findIndex((c) => c.name === column);
+    return index === -1 || !values ? undefined : values[index];
+  };
+  const mapped: RowEvent[] = [];
+  for (const rule of aggregate.mappings) {
+    const now = value(after, rule.column);
+    if (now !== rule.becomes) continue;
+    if (before) {
+      const was = value(before, rule.column);
+      if (was === rule.becomes || (rule.from !== undefined && was !== rule.from)) continue;
+    } else if (rule.from !== undefined) {
+      continue; // an insert has no "from"
+    }
+    const payload: Record<string, unknown> = {};
+    for (const [field, column] of rule.payload) {
+      const index = relation.columns.findIndex((c) => c.name === column);
+      payload[field] = index === -1 ? undefined : typedValue(after[index], relation.columns[index]!.typeOid);
+    }
+    const checked = rule.event.schema.safeParse(payload);
+    if (!checked.success) {
+      const problems = checked.error.issues.map((issue) => `${['payload', ...issue.path.map(String)].join('.')}: ${issue.message}`).join('; ');
+      return [{ ...generic, metadata: { mapping_error: `${rule.event.type} (when ${rule.column} became ${rule.becomes}): ${problems}` } }];
+    }
+    mapped.push({ key: generic.key, type: rule.event.type, payload: checked.data as Record<string, unknown> });
+  }
+  return mapped.length > 0 ? mapped : [generic];
+}
+
+/** A column's text as the JSON value a domain payload expects: numbers, booleans and JSON where exact; text otherwise. */
+function typedValue(value: TupleValue | undefined, typeOid: number): unknown {
+  if (value === null || value === undefined || value === UNCHANGED) return null;
+  switch (typeOid) {
+    case 16: // bool
+      return value === 't';
+    case 21: // int2
+    case 23: // int4
+    case 700: // float4
+    case 701: // float8
+      return Number(value);
+    case 20: {
+      // int8: a number while exact, else its text
+      const n = Number(value);
+      return Number.isSafeInteger(n) ? n : value;
+    }
+    case 114: // json
+    case 3802: // jsonb
+      return JSON.parse(value) as unknown;
+    default:
+      return value; // numeric stays text: exact
+  }
 }
 
 /** The mapped columns of a row (every column when the declaration maps none), by legacy column name. */

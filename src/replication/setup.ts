@@ -82,7 +82,7 @@ export async function preflight(sql: Sql, config: ResolvedConfig): Promise<Prefl
     for (const key of type.key) {
       if (!names.has(key.column)) problems.push({ check: `table ${type.tableLabel}`, problem: `has no key column "${key.column}"`, fix: `fix "key" of aggregate type ${type.type}` });
     }
-    for (const column of type.columns?.keys() ?? []) {
+    for (const column of [...(type.columns?.keys() ?? []), ...type.mappings.flatMap((rule) => [rule.column, ...rule.payload.map(([, c]) => c)])]) {
       if (!names.has(column)) problems.push({ check: `table ${type.tableLabel}`, problem: `has no column "${column}"`, fix: `fix "columns" of aggregate type ${type.type}` });
     }
   }
@@ -156,6 +156,8 @@ export interface ReplicationStatus {
   retainedWalBytes: number | null;
   walStatus: string | null;
   pendingBaselines: string[];
+  /** Row changes whose mapped event failed its schema and were recorded as generic events: in the last 24 hours, and ever. */
+  mappingFallbacks: { lastDay: number; total: number };
 }
 
 /** The slot's health, on PostgreSQL 14 to 18 (only columns every one of them has). */
@@ -174,6 +176,10 @@ export async function replicationStatus(sql: Sql, config: ResolvedConfig): Promi
     [slot],
   );
   const pending = await sql.query<{ type: string }>(`SELECT aggregate_type AS type FROM ${tables.baselines} WHERE status = 'pending' ORDER BY 1`);
+  const [fallbacks] = await sql.query<{ day: string; total: string }>(
+    `SELECT count(*) FILTER (WHERE recorded_at > now() - interval '24 hours')::text AS day, count(*)::text AS total
+     FROM ${tables.events} WHERE (metadata->>'mapping_error') IS NOT NULL`,
+  );
   return {
     slot,
     health: !row ? 'missing' : row.wal_status === 'lost' ? 'lost' : 'ok',
@@ -185,6 +191,7 @@ export async function replicationStatus(sql: Sql, config: ResolvedConfig): Promi
     retainedWalBytes: row?.retained == null ? null : Number(row.retained),
     walStatus: row?.wal_status ?? null,
     pendingBaselines: pending.map((p) => p.type),
+    mappingFallbacks: { lastDay: Number(fallbacks!.day), total: Number(fallbacks!.total) },
   };
 }
 

@@ -60,6 +60,31 @@ describe('config errors name the key, what was expected and what was given', () 
     ['the capture mode that is not built yet', { aggregates: [{ ...account, capture: 'both' }] }, /capture "both" .* is not available yet; use "app" or "listener"/],
     ['a slot name that would need quoting', { replication: { slot: 'My-Slot' } }, /replication\.slot: use 1-63 lower-case letters, digits and _/],
     ['a publication name with a quote in it', { replication: { publication: "x', publication_names 'y" } }, /replication\.publication: use 1-63 lower-case letters/],
+    ['a mapping rule on an app type', { aggregates: [{ ...account, mappings: [{ column: 'status', becomes: 'x', event: 'e' }] }] }, /mappings\[0\]: mapping rules apply to row changes, so only to capture "listener" types/],
+    [
+      'a mapping rule to an undeclared event',
+      { aggregates: [{ ...account, capture: 'listener', mappings: [{ column: 'status', becomes: 'active', event: 'account.activated' }] }] },
+      /mappings\[0\]: event "account\.activated" is not one of this type's declared domain events/,
+    ],
+    [
+      'a mapping rule to a generic event',
+      { aggregates: [{ ...account, capture: 'listener', mappings: [{ column: 'status', becomes: 'active', event: 'accounts.updated' }] }] },
+      /event "accounts\.updated" is not one of this type's declared domain events/,
+    ],
+    [
+      'a mapping rule on a column the map leaves out',
+      {
+        aggregates: [
+          { ...account, capture: 'listener', columns: { balance: 'balance' }, events: [defineEvent('account.frozen', z.object({}))], mappings: [{ column: 'status', becomes: 'frozen', event: 'account.frozen' }] },
+        ],
+      },
+      /column "status" is not in this type's "columns" map or key/,
+    ],
+    [
+      'mapping rules without full old rows',
+      { aggregates: [{ ...account, capture: 'listener', replicaIdentity: 'default', events: [defineEvent('account.frozen', z.object({}))], mappings: [{ column: 'status', becomes: 'frozen', event: 'account.frozen' }] }] },
+      /mapping rules need replicaIdentity "full"/,
+    ],
     ['an unknown replica identity', { aggregates: [{ ...account, replicaIdentity: 'index' }] }, /aggregates\[0\]\.replicaIdentity/],
     ['an unknown capture mode', { aggregates: [{ ...account, capture: 'sometimes' }] }, /aggregates\[0\]\.capture/],
   ])('%s', (_what, input, message) => {
