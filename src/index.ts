@@ -47,6 +47,14 @@ export type { Ledger, LedgerEntry, FieldChange } from './projection/history.js';
 export type { AuditReport, AuditProblem } from './store/audit.js';
 export type { Db, PgQueryable, KnexLike } from './db/queryable.js';
 
+// Capture what the app misses: the logical-replication listener and the baseline
+export { listen, runListener } from './replication/listener.js';
+export type { ListenerOptions } from './replication/listener.js';
+export { backfill } from './replication/backfill.js';
+export type { BackfillOptions, BackfillResult } from './replication/backfill.js';
+export { setupReplication, replicationStatus, teardownReplication, preflight } from './replication/setup.js';
+export type { SetupResult, ReplicationStatus, PreflightProblem } from './replication/setup.js';
+
 // Schema and the embedded server
 export { migrate } from './store/migrate.js';
 export type { MigrateOptions, MigrateResult } from './store/migrate.js';
