@@ -107,7 +107,30 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
     };
     service.on('error', fail);
 
-    /** Writes the group and its checkpoint in one transaction, then acknowledges. */
+    /**
+     * Groups are committed without waiting for the WAL flush (their events are visible at
+     * once); the slot is acknowledged up to a group's source position only once the server
+     * has flushed the group's commit, so a server crash can lose the group and its
+     * checkpoint together but never the stream behind them. The checkpoint found at start
+     * may itself be unflushed: it waits like a group.
+     */
+    const startWal = (await sql.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`))[0]!.lsn;
+    const unflushed: Array<{ wal: bigint; source: bigint }> = [{ wal: parseLsn(startWal), source: checkpoint }];
+    let acknowledged = '0/0';
+    const acknowledge = async (lsn: string) => {
+      acknowledged = lsn;
+      await service.acknowledge(lsn);
+    };
+    const acknowledgeDurable = async () => {
+      if (unflushed.length === 0) return;
+      const flushed = parseLsn((await sql.query<{ lsn: string }>(`SELECT pg_current_wal_flush_lsn()::text AS lsn`))[0]!.lsn);
+      let upTo: bigint | undefined;
+      while (unflushed.length > 0 && unflushed[0]!.wal <= flushed) upTo = unflushed.shift()!.source;
+      if (upTo !== undefined) await acknowledge(formatLsn(upTo));
+    };
+    const settled = () => !open && group.length === 0 && unflushed.length === 0;
+
+    /** Writes the group and its checkpoint in one transaction, then acknowledges what is durable. */
     const writeGroup = async () => {
       clearTimeout(groupTimer);
       groupTimer = undefined;
@@ -118,8 +141,9 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
       const last = writing[writing.length - 1]!;
       const result = await appendGroup(pool, tables, slot, byTable, writing, checkpoint);
       checkpoint = last.commitLsn;
+      unflushed.push({ wal: result.wal, source: last.commitLsn });
       options.failpoint?.('committed-unacknowledged');
-      await service.acknowledge(formatLsn(last.commitLsn));
+      await acknowledgeDurable();
       options.onCommitted?.({ checkpointLsn: formatLsn(last.commitLsn), transactions: writing.length, events: result.events });
     };
     const enqueue = (task: () => Promise<void>) => {
@@ -161,7 +185,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             if (done.changes.length === 0 && !done.cut) {
               // Nothing to append; the position is acknowledged once nothing is pending.
               const at = formatLsn(done.commitLsn); // captured now: later commits may be pending when the task runs
-              if (group.length === 0) await enqueue(async () => void (await service.acknowledge(at)));
+              if (settled()) await enqueue(async () => void (settled() && (await acknowledge(at))));
               return;
             }
             group.push(done);
@@ -187,12 +211,12 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
     });
     service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => {
       // The server's position may be acknowledged only when nothing received is unwritten.
-      if (!open && group.length === 0) {
+      if (settled()) {
         void enqueue(async () => {
-          if (!open && group.length === 0) await service.acknowledge(lsn);
+          if (settled()) await acknowledge(lsn);
         });
       } else if (shouldRespond) {
-        void enqueue(async () => void (await service.acknowledge(formatLsn(checkpoint))));
+        void enqueue(async () => void (await acknowledge(acknowledged)));
       }
     });
 
@@ -200,9 +224,13 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
     const heartbeat =
       heartbeatMs > 0
         ? setInterval(() => {
-            if (!open && group.length === 0) void pool.query(`SELECT pg_logical_emit_message(true, $1::text, '')`, [HEARTBEAT_PREFIX]).catch(() => undefined);
+            if (settled()) void pool.query(`SELECT pg_logical_emit_message(true, $1::text, '')`, [HEARTBEAT_PREFIX]).catch(() => undefined);
           }, heartbeatMs)
         : undefined;
+    // Acknowledges committed groups as the WAL writer flushes them (within wal_writer_delay).
+    const flushWatch = setInterval(() => {
+      if (unflushed.length > 0) void enqueue(acknowledgeDurable);
+    }, 100);
     const onAbort = () => void enqueue(writeGroup).finally(() => service.stop().catch(() => undefined));
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -213,6 +241,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
       if (!failure && !options.signal?.aborted) throw error;
     } finally {
       clearInterval(heartbeat);
+      clearInterval(flushWatch);
       clearTimeout(groupTimer);
       options.signal?.removeEventListener('abort', onAbort);
       await work.catch(() => undefined);
@@ -286,14 +315,14 @@ async function appendGroup(
   byTable: ReadonlyMap<number, AggregateType>,
   group: readonly SourceTransaction[],
   checkpoint: bigint,
-): Promise<{ events: number }> {
+): Promise<{ events: number; wal: bigint }> {
   const client = await pool.connect();
   const sql = toSql(client);
   let events = 0;
   try {
     await client.query('BEGIN');
-    // The slot will be acknowledged on the strength of this commit: it must be durable.
-    await client.query('SET LOCAL synchronous_commit = on');
+    // Visible at once; the slot is acknowledged only after the WAL is flushed past this commit.
+    await client.query('SET LOCAL synchronous_commit = off');
     const [state] = await sql.query<{ checkpoint_lsn: string; next_xid: string }>(
       `SELECT checkpoint_lsn::text AS checkpoint_lsn, pg_current_xact_id()::text AS next_xid
        FROM ${tables.replicationState} WHERE slot_name = $1::text FOR UPDATE`,
@@ -347,7 +376,9 @@ async function appendGroup(
       formatLsn(group[group.length - 1]!.commitLsn),
     ]);
     await client.query('COMMIT');
-    return { events };
+    // At or past this commit's WAL record: once flushed up to here, the group is durable.
+    const wal = (await sql.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`))[0]!.lsn;
+    return { events, wal: parseLsn(wal) };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     const first = group[0]!;

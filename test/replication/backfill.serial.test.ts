@@ -71,14 +71,15 @@ describe('baseline backfill', () => {
     stop.done = true;
     await Promise.all(writers);
 
-    // Wait for the listener to reach everything written.
-    const [{ lsn }] = (await db.pool.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)).rows;
-    for (let i = 0; i < 200; i++) {
-      const { rows } = await db.pool.query(`SELECT checkpoint_lsn >= $1::pg_lsn AS caught_up FROM hindsight.replication_state`, [lsn]);
-      if (rows[0].caught_up) break;
-      await db.pool.query(`SELECT pg_logical_emit_message(true, 'test', '')`); // moves the position when the last change is already in
-      await sleep(50);
+    // Wait for the listener to pass a cut marker committed after every write.
+    const [{ cut }] = (await db.pool.query(`SELECT pg_logical_emit_message(true, 'hindsight.cut', 'test')::text AS cut`)).rows;
+    let caughtUp = false;
+    for (let i = 0; i < 400 && !caughtUp; i++) {
+      const { rows } = await db.pool.query(`SELECT checkpoint_lsn >= $1::pg_lsn AS caught_up FROM hindsight.replication_state`, [cut]);
+      caughtUp = rows[0].caught_up;
+      if (!caughtUp) await sleep(50);
     }
+    expect(caughtUp, 'the listener passed the cut marker within 20 s').toBe(true);
     controller.abort();
     await listening;
 
