@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -7,12 +7,13 @@ import { benchArgs, benchServer, fmt, machine } from './harness.js';
 import { benchCapture, captureTable, type CaptureResult } from './capture.js';
 import { benchProjectOne, benchRebuild } from './projections.js';
 import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
+import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.js';
 
 async function main() {
   const argv = process.argv.slice(2);
   const args = benchArgs(argv);
   const onlyAt = argv.indexOf('--only');
-  const only = new Set(onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',') : ['capture', 'projections']);
+  const only = new Set(onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',') : ['capture', 'projections', 'listener']);
   const server = await benchServer();
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const out: string[] = [];
@@ -55,6 +56,24 @@ async function main() {
         `| the same from a snapshot | ${projectOne.fromSnapshot.median.toFixed(2)} ms (${projectOne.fromSnapshot.min.toFixed(2)}-${projectOne.fromSnapshot.max.toFixed(2)}) | < 5 ms |`,
         `| updater lag (legacy commit to read-model row) at ${lag.rate} tx/s for ${lag.seconds} s, p50 / p99 / max | ${lag.p50.toFixed(1)} / ${lag.p99.toFixed(1)} / ${lag.max.toFixed(1)} ms (${fmt(lag.samples)} row writes) | p99 < 250 ms |`,
         ...appends.map((a) => `| standalone appends with an exact expected version, ${a.clients} client(s) | ${fmt(a.rate.median)} appends/s (${fmt(a.rate.min)}-${fmt(a.rate.max)}) | reported |`),
+        '',
+      );
+    }
+    if (only.has('listener')) {
+      const drain = await benchDrain(server.url, log);
+      const lag = await benchListenerLag(server.url, log);
+      const identity = await benchReplicaIdentity(server.url, log);
+      out.push(
+        `### Listener (${date})`,
+        '',
+        '| measure | result | target |',
+        '| --- | --- | --- |',
+        `| drain a backlog of ${fmt(drain.transactions)} single-row update transactions: the listener | ${fmt(drain.listenerChangesPerSecond)} changes/s | |`,
+        `| the same backlog decoded by a bare pg-logical-replication consumer (its own slot, same start) | ${fmt(drain.rawChangesPerSecond)} changes/s | |`,
+        `| listener / bare consumer | ${((drain.listenerChangesPerSecond / drain.rawChangesPerSecond) * 100).toFixed(1)}% | ≥ 70% |`,
+        `| end-to-end lag (legacy commit to event visible) at ${lag.rate} tx/s for ${lag.seconds} s, p50 / p99 / max | ${lag.p50.toFixed(1)} / ${lag.p99.toFixed(1)} / ${lag.max.toFixed(1)} ms (${fmt(lag.samples)} events) | p99 < 250 ms |`,
+        `| legacy UPDATE at 1 client, replica identity default / full (median of interleaved rounds) | ${fmt(identity.updatesPerSecond.default.median)} / ${fmt(identity.updatesPerSecond.full.median)} updates/s | reported |`,
+        `| WAL bytes per UPDATE, default / full | ${identity.walBytesPerUpdate.default.toFixed(0)} / ${identity.walBytesPerUpdate.full.toFixed(0)} | reported |`,
         '',
       );
     }
