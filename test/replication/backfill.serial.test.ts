@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { toSql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';
-import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
+import { setupReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
 import { useTestDatabase } from '../helpers/database.js';
+import { teardownEventually } from '../helpers/replication.js';
 
 // Serial: a replication slot is created while writers run (it waits for them).
 
@@ -35,7 +35,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await teardownReplication(toSql(db.pool), config).catch(() => undefined);
+  await teardownEventually(db.pool, config);
 });
 
 async function write(stop: { done: boolean }, writer: number): Promise<void> {

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { toSql } from '../../src/db/queryable.js';
 import { createHindsight } from '../../src/hindsight.js';
 import { backfill } from '../../src/replication/backfill.js';
-import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
+import { setupReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
 import { scratchDir } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/database.js';
+import { teardownEventually } from '../helpers/replication.js';
 
 // Serial: a replication slot, and a listener process killed with SIGKILL again and again
 // while legacy writers run. Afterwards the events must equal, change by change, what a
@@ -52,7 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');
   await sleep(300);
-  await teardownReplication(toSql(db.pool), config).catch(() => undefined);
+  await teardownEventually(db.pool, config);
 });
 
 function spawnListener(failpoint?: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: string | null; stderr: string }> } {

@@ -4,12 +4,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { toSql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
-import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
+import { setupReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
 import { scratchDir } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/database.js';
+import { teardownEventually } from '../helpers/replication.js';
 
 // Serial: a slot, and a listener process limited to a 512 MB heap that must carry
 // a 200,000-row INSERT and then a 200,000-row UPDATE, each one source transaction.
@@ -31,7 +31,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await teardownReplication(toSql(db.pool), config).catch(() => undefined);
+  await teardownEventually(db.pool, config);
 });
 
 describe('a large source transaction', () => {

@@ -3,11 +3,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';
-import { replicationStatus, setupReplication, teardownReplication } from '../../src/replication/setup.js';
+import { replicationStatus, setupReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
 import { toSql } from '../../src/db/queryable.js';
 import { createHindsight } from '../../src/hindsight.js';
 import { useTestDatabase } from '../helpers/database.js';
+import { teardownEventually } from '../helpers/replication.js';
 
 // Serial: replication slots are cluster-wide, and creating one waits for every running
 // write transaction in the cluster.
@@ -71,7 +72,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await teardownReplication(toSql(db.pool), config).catch(() => undefined);
+  await teardownEventually(db.pool, config);
   await db.pool.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, [slot]).catch(() => undefined);
 });
 

@@ -5,9 +5,10 @@ import { toSql } from '../../src/db/queryable.js';
 import { defineEvent } from '../../src/events/defineEvent.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';
-import { replicationStatus, setupReplication, teardownReplication } from '../../src/replication/setup.js';
+import { replicationStatus, setupReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
 import { useTestDatabase } from '../helpers/database.js';
+import { teardownEventually } from '../helpers/replication.js';
 
 // Serial: a replication slot. Mapping rules turn column transitions into domain events.
 
@@ -42,7 +43,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await teardownReplication(toSql(db.pool), config).catch(() => undefined);
+  await teardownEventually(db.pool, config);
 });
 
 describe('mapping rules', () => {
