@@ -8,7 +8,7 @@ import type { ProjectorDefinition } from '../projection/defineProjector.js';
 import type { CaptureMode } from '../types.js';
 import { redactUrl } from '../db/redactUrl.js';
 import { parseKeyType } from './keyTypes.js';
-import { configSchema, type ConfigInput } from './schema.js';
+import { configSchema } from './schema.js';
 import { resolveReadModel, type ReadModel } from '../readmodel/declaration.js';
 
 /** One aggregate type's declaration, checked and with its SQL pieces prepared. */

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { isRestoredClusterError } from '../../src/errors.js';
-import { createHindsight, type Hindsight } from '../../src/hindsight.js';
+import type { Hindsight } from '../../src/hindsight.js';
 import { defineProjector } from '../../src/projection/defineProjector.js';
 import { createUpdater } from '../../src/readmodel/updater.js';
 import { migrate } from '../../src/store/migrate.js';

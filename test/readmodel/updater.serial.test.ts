@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from 'vitest';
-import { createHindsight, type Hindsight } from '../../src/hindsight.js';
+import type { Hindsight } from '../../src/hindsight.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { createUpdater } from '../../src/readmodel/updater.js';
 import { useTestDatabase } from '../helpers/database.js';

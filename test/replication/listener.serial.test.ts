@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
 import { backfill } from '../../src/replication/backfill.js';
