@@ -34,6 +34,24 @@ export async function up({ run, schema: s }: MigrationContext): Promise<void> {
       CONSTRAINT baselines_status_check CHECK (status IN ('pending', 'done'))
     )`);
 
+  // Capture "both": the wrappers stage whole events here in the app's transaction; the
+  // listener takes them from the decoded INSERTs (this table has its own insert-only
+  // publication), appends them unchanged with that transaction's row changes, and deletes
+  // the rows by id. The canonical id is computed in SQL by the staging statement.
+  await run(`
+    CREATE TABLE ${s}.staged_events (
+      event_id       uuid PRIMARY KEY,
+      aggregate_type text COLLATE "C" NOT NULL,
+      aggregate_id   text COLLATE "C" NOT NULL,
+      event_type     text NOT NULL,
+      schema_version integer NOT NULL,
+      payload        jsonb NOT NULL,
+      metadata       jsonb NOT NULL,
+      occurred_at    timestamptz NOT NULL DEFAULT now(),
+      transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+      staged_at      timestamptz NOT NULL DEFAULT now()
+    )`);
+
   // Row changes whose mapped domain event failed its schema were appended as generic
   // events with the error in their metadata; \`replication status\` counts them.
   await run(`CREATE INDEX events_mapping_error_idx ON ${s}.events (recorded_at) WHERE (metadata->>'mapping_error') IS NOT NULL`);
@@ -41,6 +59,7 @@ export async function up({ run, schema: s }: MigrationContext): Promise<void> {
 
 export async function down({ run, schema: s }: MigrationContext): Promise<void> {
   await run(`DROP INDEX ${s}.events_mapping_error_idx`);
+  await run(`DROP TABLE ${s}.staged_events`);
   await run(`DROP TABLE ${s}.baselines`);
   await run(`DROP TABLE ${s}.replication_state`);
 }

@@ -1,3 +1,4 @@
+import { waitForAppended } from './capture/waitForAppended.js';
 import { recordContext } from './capture/recordContext.js';
 import pg from 'pg';
 import { ensureReadModelTables } from './readmodel/ensureTables.js';
@@ -64,6 +65,8 @@ export interface Hindsight {
    * so the events the listener makes from that transaction's row changes carry it.
    */
   recordContext(db: Db, context?: CaptureContext): Promise<void>;
+  /** Capture "both": resolves once the listener has appended these staged events (read-your-writes); rejects after `timeoutMs` (default 5 s). */
+  waitForAppended(db: Db, eventIds: readonly string[], options?: { timeoutMs?: number }): Promise<void>;
   /** An aggregate's events in sequence order, optionally a sequence or time range. */
   readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange & Omit<AggregateRange, 'from' | 'to'>): Promise<StoredEvent[]>;
   /**
@@ -161,6 +164,7 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
     transaction,
     wrap: (fn, options) => wrapServiceFunction(transaction, fn, options),
     withContext,
+    waitForAppended: (db, eventIds, options) => waitForAppended(toSql(db), tables, eventIds, options),
     recordContext: async (db, context) => {
       try {
         await recordContext(toSql(db), context);

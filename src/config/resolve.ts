@@ -87,9 +87,6 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       throw new ConfigError(`invalid config${where}:\n  - ${at}: ${message}`);
     };
     if (aggregates.has(declared.type)) fail(`the aggregate type "${declared.type}" is declared twice`);
-    if (declared.capture === 'both') {
-      fail('capture "both" (wrappers staging events for the listener) is not available yet; use "app" or "listener"');
-    }
     const table = parseTableName(declared.table) as TableName;
     const key = declared.key.map((k) => ({
       column: k.column,
@@ -129,7 +126,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     }
     const mappings: MappingRule[] = declared.mappings.map((rule, i) => {
       const at = `mappings[${i}]`;
-      if (declared.capture !== 'listener') fail(`${at}: mapping rules apply to row changes, so only to capture "listener" types`);
+      if (declared.capture === 'app') fail(`${at}: mapping rules apply to row changes, so only to capture "listener" or "both" types`);
       const definition = events.get(rule.event);
       if (!definition || genericTypes.has(rule.event)) fail(`${at}: event "${rule.event}" is not one of this type's declared domain events (add it to "events" with defineEvent)`);
       for (const column of [rule.column, ...Object.values(rule.payload)]) {

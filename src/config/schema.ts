@@ -136,8 +136,11 @@ export const configSchema = z
       .object({
         /** The slot's name, unique in the cluster. Default "hindsight". */
         slot: plainName.default('hindsight'),
-        /** The publication of the mapped legacy tables. Default "hindsight_legacy". */
-        publication: plainName.default('hindsight_legacy'),
+        /**
+         * The publication of the mapped legacy tables. Default "hindsight_legacy". Capture
+         * "both" adds "<publication>_staging", insert-only, on hindsight's staging table.
+         */
+        publication: plainName.refine((name) => name.length <= 55, { message: 'at most 55 characters (hindsight appends "_staging" for the staging publication)' }).default('hindsight_legacy'),
       })
       .strict()
       .default({ slot: 'hindsight', publication: 'hindsight_legacy' }),

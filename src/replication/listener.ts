@@ -12,7 +12,7 @@ import { CONTEXT_PREFIX } from '../capture/recordContext.js';
 import { decodePgoutput, formatLsn, parseLsn, pgTimestampToIso, type PgoutputMessage, type Relation } from './pgoutput.js';
 import { rowEvents, type RowChange, type RowEvent } from './rowEvents.js';
 import { TEXT_SETTINGS } from './backfill.js';
-import { listenerTypes, tableOids } from './setup.js';
+import { listenerTypes, stagingPublication, tableOids } from './setup.js';
 
 /**
  * The listener: streams the slot with pgoutput and turns the row changes of legacy
@@ -61,7 +61,7 @@ interface SourceTransaction {
   endLsn: bigint;
   commitTime: bigint;
   /** Row changes (raw I/U/D messages) and truncations, in WAL order, each with its relation as it was then. */
-  changes: Array<{ raw: Buffer; relation: Relation } | { truncate: true; relation: Relation }>;
+  changes: Array<{ raw: Buffer; relation: Relation } | { truncate: true; relation: Relation } | { staged: Buffer; relation: Relation }>;
   /** Context messages (metadata JSON) and the index of the first change each applies to. */
   contexts: Array<{ from: number; metadata: string }>;
   /** Holds a `hindsight.cut` marker: its commit is checkpointed even with no events. */
@@ -87,6 +87,8 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
 
   try {
     const byTable = await tableOids(sql, types);
+    const staging = stagingPublication(config);
+    const stagingOid = staging ? await stagingTableOid(sql, tables, staging) : undefined;
     let checkpoint = await readyCheckpoint(sql, tables, slot, options.signal, log);
     if (options.signal?.aborted) return;
     const relations = new Map<number, Relation>();
@@ -139,7 +141,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
       groupChanges = 0;
       if (writing.length === 0) return;
       const last = writing[writing.length - 1]!;
-      const result = await appendGroup(pool, tables, slot, byTable, writing, checkpoint);
+      const result = await appendGroup(pool, tables, slot, { byTable, stagingOid, aggregates: config.aggregates }, writing, checkpoint);
       checkpoint = last.commitLsn;
       unflushed.push({ wal: result.wal, source: last.commitLsn });
       options.failpoint?.('committed-unacknowledged');
@@ -166,6 +168,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             const relation = relations.get(message.relationOid);
             if (!relation) throw new Error(`pgoutput sent a change for relation ${message.relationOid} before describing it`);
             if (byTable.has(relation.oid)) open.changes.push({ raw: message.raw, relation });
+            else if (relation.oid === stagingOid && message.code === 'I') open.changes.push({ staged: message.raw, relation });
             options.failpoint?.('buffering');
             return;
           }
@@ -236,7 +239,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
 
     log(`listening on slot ${slot} (publication ${publication}) from ${formatLsn(checkpoint)}`);
     try {
-      await service.subscribe(new TextPgoutput(publication) as never, slot, '0/0');
+      await service.subscribe(new TextPgoutput(staging ? `${publication},${staging}` : publication) as never, slot, '0/0');
     } catch (error) {
       if (!failure && !options.signal?.aborted) throw error;
     } finally {
@@ -312,7 +315,7 @@ async function appendGroup(
   pool: pg.Pool,
   tables: StoreTables,
   slot: string,
-  byTable: ReadonlyMap<number, AggregateType>,
+  source: { byTable: ReadonlyMap<number, AggregateType>; stagingOid: number | undefined; aggregates: ReadonlyMap<string, AggregateType> },
   group: readonly SourceTransaction[],
   checkpoint: bigint,
 ): Promise<{ events: number; wal: bigint }> {
@@ -340,20 +343,54 @@ async function appendGroup(
       if (slice) await appendMany(sql, tables, slice.aggregate, slice.rows);
       slice = undefined;
     };
+    const push = async (aggregate: AggregateType, row: ManyRow) => {
+      if (slice && (slice.aggregate !== aggregate || slice.rows.length >= SLICE_EVENTS)) await flush();
+      slice ??= { aggregate, rows: [] };
+      slice.rows.push(row);
+      events += 1;
+    };
+    const stagedIds: string[] = [];
     for (const transaction of group) {
       const sourceXid = widenXid(transaction.xid, nextXid).toString();
       const occurredAt = pgTimestampToIso(transaction.commitTime);
       const commitLsn = formatLsn(transaction.commitLsn);
+      // Staged app events (capture "both") stand for their aggregates' row changes in this transaction.
+      const staged = new Map<number, StagedEvent>();
+      const covered = new Set<string>();
+      for (const [index, change] of transaction.changes.entries()) {
+        if (!('staged' in change)) continue;
+        const event = stagedEvent(change.relation, decodePgoutput(change.staged), source.aggregates);
+        staged.set(index, event);
+        covered.add(`${event.aggregate.type}\u0000${event.aggregateId}`);
+      }
       let ordinal = 0;
       for (const [index, change] of transaction.changes.entries()) {
+        const event = staged.get(index);
+        if (event) {
+          await push(event.aggregate, {
+            key: event.aggregate.key.length === 1 ? [event.aggregateId] : (JSON.parse(event.aggregateId) as string[]),
+            eventId: event.eventId,
+            type: event.type,
+            schemaVersion: event.schemaVersion,
+            payload: event.payload,
+            metadata: event.metadata,
+            occurredAt: event.occurredAt,
+            source: 'app',
+            sourceCommitLsn: commitLsn,
+            sourceOrdinal: ordinal++,
+            sourceXid: event.transactionId,
+          });
+          stagedIds.push(event.eventId);
+          continue;
+        }
+        if ('staged' in change) continue;
         const metadata = contextAt(transaction, index);
-        const aggregate = byTable.get(change.relation.oid)!;
+        const aggregate = source.byTable.get(change.relation.oid)!;
         if ('truncate' in change) await flush(); // it reads the heads the slice would move
         const changeEvents = 'truncate' in change ? await truncateEvents(sql, tables, aggregate) : rowEvents(aggregate, change.relation, toRowChange(decodePgoutput(change.raw)));
         for (const event of changeEvents) {
-          if (slice && (slice.aggregate !== aggregate || slice.rows.length >= SLICE_EVENTS)) await flush();
-          slice ??= { aggregate, rows: [] };
-          slice.rows.push({
+          if (aggregate.capture === 'both' && covered.has(`${aggregate.type}\u0000${canonicalFromText(event.key)}`)) continue; // the app's events say it
+          await push(aggregate, {
             key: event.key,
             eventId: randomUUID(),
             type: event.type,
@@ -366,11 +403,11 @@ async function appendGroup(
             sourceOrdinal: ordinal++,
             sourceXid,
           });
-          events += 1;
         }
       }
     }
     await flush();
+    if (stagedIds.length > 0) await sql.query(`DELETE FROM ${tables.stagedEvents} WHERE event_id = ANY($1::uuid[])`, [stagedIds]);
     await sql.query(`UPDATE ${tables.replicationState} SET checkpoint_lsn = $2::pg_lsn, updated_at = now() WHERE slot_name = $1::text`, [
       slot,
       formatLsn(group[group.length - 1]!.commitLsn),
@@ -412,6 +449,64 @@ function contextAt(transaction: SourceTransaction, index: number): string {
     found = context.metadata;
   }
   return found;
+}
+
+interface StagedEvent {
+  aggregate: AggregateType;
+  aggregateId: string;
+  eventId: string;
+  type: string;
+  schemaVersion: number;
+  payload: string;
+  metadata: string;
+  occurredAt: string;
+  transactionId: string;
+}
+
+/** A staging-table INSERT as the event it holds, appended unchanged (no re-validation). */
+function stagedEvent(relation: Relation, message: PgoutputMessage, aggregates: ReadonlyMap<string, AggregateType>): StagedEvent {
+  if (message.tag !== 'insert') throw new Error(`expected an INSERT into the staging table, got ${message.tag}`);
+  const value = (name: string): string => {
+    const index = relation.columns.findIndex((c) => c.name === name);
+    const found = index === -1 ? undefined : message.after[index];
+    if (typeof found !== 'string') throw new Error(`a staged event has no ${name}`);
+    return found;
+  };
+  const type = value('aggregate_type');
+  const aggregate = aggregates.get(type);
+  if (!aggregate) throw new Error(`a staged event (${value('event_id')}) is for aggregate type ${type}, which the config no longer declares`);
+  return {
+    aggregate,
+    aggregateId: value('aggregate_id'),
+    eventId: value('event_id'),
+    type: value('event_type'),
+    schemaVersion: Number(value('schema_version')),
+    payload: value('payload'),
+    metadata: value('metadata'),
+    occurredAt: value('occurred_at'),
+    transactionId: value('transaction_id'),
+  };
+}
+
+/**
+ * The canonical id of a row change from its key columns' text: the text itself for one
+ * column; for several, jsonb's text form of the array of texts (as canonicalKeySql builds it).
+ */
+function canonicalFromText(key: readonly string[]): string {
+  return key.length === 1 ? key[0]! : `[${key.map((part) => JSON.stringify(part)).join(', ')}]`;
+}
+
+/** The staging table's oid, once its insert-only publication is in place (replication setup makes it). */
+async function stagingTableOid(sql: Sql, tables: StoreTables, publication: string): Promise<number> {
+  const [row] = await sql.query<{ insert_only: boolean; oid: string }>(
+    `SELECT p.pubinsert AND NOT p.pubupdate AND NOT p.pubdelete AS insert_only, to_regclass($2::text)::oid::text AS oid
+     FROM pg_publication p WHERE p.pubname = $1::text`,
+    [publication, tables.stagedEvents],
+  );
+  if (!row?.insert_only) {
+    throw new DatabaseError(`capture "both" needs the insert-only publication ${publication} of the staging table: run "hindsight replication setup"`);
+  }
+  return Number(row.oid);
 }
 
 /**

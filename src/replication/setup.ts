@@ -12,9 +12,14 @@ import { storeTables } from '../store/tables.js';
  * never creates the slot: the first backfill does, with the snapshot its import reads.
  */
 
-/** The aggregate types whose events the listener writes. */
+/** The aggregate types whose events the listener writes ("listener" and "both"). */
 export function listenerTypes(config: ResolvedConfig): AggregateType[] {
-  return [...config.aggregates.values()].filter((a) => a.capture === 'listener');
+  return [...config.aggregates.values()].filter((a) => a.capture !== 'app');
+}
+
+/** The insert-only publication of the staging table, needed when a type has capture "both". */
+export function stagingPublication(config: ResolvedConfig): string | undefined {
+  return [...config.aggregates.values()].some((a) => a.capture === 'both') ? `${config.replication.publication}_staging` : undefined;
 }
 
 /** Each listener type's legacy table by its oid (as pgoutput names relations). */
@@ -39,7 +44,7 @@ export async function preflight(sql: Sql, config: ResolvedConfig): Promise<Prefl
   const problems: PreflightProblem[] = [];
   const types = listenerTypes(config);
   if (types.length === 0) {
-    problems.push({ check: 'config', problem: 'no aggregate type has capture "listener"', fix: 'set capture: "listener" on the types whose tables legacy code writes' });
+    problems.push({ check: 'config', problem: 'no aggregate type has capture "listener" or "both"', fix: 'set capture: "listener" (or "both") on the types whose tables legacy code writes' });
     return problems;
   }
   const [server] = await sql.query<{ wal_level: string; max_slots: string; used_slots: string; max_senders: string; used_senders: string; can_replicate: boolean }>(
@@ -119,6 +124,12 @@ export async function setupReplication(config: ResolvedConfig, options: { connec
     await client.query(`SELECT set_config('lock_timeout', $1::text, true)`, [`${options.lockTimeoutMs ?? 5000}ms`]);
     const [existing] = await sql.query(`SELECT 1 FROM pg_publication WHERE pubname = $1::text`, [config.replication.publication]);
     await client.query(existing ? `ALTER PUBLICATION ${publication} SET TABLE ${tableList}` : `CREATE PUBLICATION ${publication} FOR TABLE ${tableList}`);
+    const staging = stagingPublication(config);
+    if (staging) {
+      // Its own publication, inserts only: the listener reads staged events from the stream, and their deletion is not streamed.
+      const [has] = await sql.query(`SELECT 1 FROM pg_publication WHERE pubname = $1::text`, [staging]);
+      if (!has) await client.query(`CREATE PUBLICATION ${quoteIdent(staging)} FOR TABLE ${storeTables(config.quotedSchema).stagedEvents} WITH (publish = 'insert')`);
+    }
     for (const type of types) {
       const [row] = await sql.query<{ identity: string }>(`SELECT relreplident AS identity FROM pg_class WHERE oid = to_regclass($1::text)`, [type.table.quoted]);
       if (type.replicaIdentity === 'full') {
@@ -196,14 +207,21 @@ export async function replicationStatus(sql: Sql, config: ResolvedConfig): Promi
 }
 
 /** Drops the slot and the publication and forgets the listener's position. */
-export async function teardownReplication(sql: Sql, config: ResolvedConfig): Promise<{ droppedSlot: boolean; droppedPublication: boolean }> {
+export async function teardownReplication(sql: Sql, config: ResolvedConfig, options: { force?: boolean } = {}): Promise<{ droppedSlot: boolean; droppedPublication: boolean }> {
   const tables = storeTables(config.quotedSchema);
   const { slot, publication } = config.replication;
+  const [staged] = await sql.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${tables.stagedEvents}`);
+  if (Number(staged!.n) > 0 && !options.force) {
+    throw new DatabaseError(
+      `${staged!.n} staged app events are not in the stream yet (capture "both"); run the listener until they are appended, or give --force to drop them with the slot`,
+    );
+  }
   const [active] = await sql.query<{ active: boolean }>(`SELECT active FROM pg_replication_slots WHERE slot_name = $1::text`, [slot]);
   if (active?.active) throw new DatabaseError(`the slot ${slot} is in use by a running listener: stop it first`);
   if (active) await sql.query(`SELECT pg_drop_replication_slot($1::text)`, [slot]);
   const [pub] = await sql.query(`SELECT 1 FROM pg_publication WHERE pubname = $1::text`, [publication]);
   if (pub) await sql.query(`DROP PUBLICATION ${quoteIdent(publication)}`);
+  await sql.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(`${publication}_staging`)}`);
   await sql.query(`DELETE FROM ${tables.replicationState} WHERE slot_name = $1::text`, [slot]);
   return { droppedSlot: Boolean(active), droppedPublication: Boolean(pub) };
 }

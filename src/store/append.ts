@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AggregateType } from '../config/resolve.js';
-import { displayId, keyParameters } from '../db/canonicalKey.js';
+import { canonicalKeySql, displayId, keyParameters } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
 import { ValidationError } from '../errors.js';
 import { validatePayload } from '../events/defineEvent.js';
@@ -35,10 +35,15 @@ export interface AppendResult {
   /** The canonical id as stored. */
   aggregateId: string;
   eventIds: string[];
-  /** Sequences of the appended events, in order. */
+  /** Sequences of the appended events, in order; empty when staged. */
   sequences: number[];
-  /** The aggregate's version after the append. */
-  version: number;
+  /** The aggregate's version after the append; undefined when staged. */
+  version: number | undefined;
+  /**
+   * True for a capture "both" type: the events were staged in the caller's transaction and
+   * the listener appends them with its row changes; `waitForAppended(eventIds)` waits for that.
+   */
+  staged: boolean;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -109,6 +114,7 @@ export async function append(
   input: AppendInput,
   baseMetadata: EventMetadata = {},
 ): Promise<AppendResult> {
+  if (aggregate.capture === 'both') return stage(sql, tables, aggregate, input, baseMetadata);
   if (aggregate.capture === 'listener') {
     // Only the listener writes these: an app event would race the row changes for sequence order.
     throw new ValidationError(
@@ -126,5 +132,51 @@ export async function append(
     eventIds: rows.map((r) => r.eventId),
     sequences: rows.map((_, i) => outcome.fromVersion + i + 1),
     version: outcome.toVersion,
+    staged: false,
   };
+}
+
+/**
+ * Capture "both": stages the whole events in the caller's transaction (canonical id
+ * computed in SQL, payload validated, metadata, business time, the transaction's id); the
+ * listener appends them, in commit order with the row changes. Only expected version
+ * "any" makes sense (the legacy row lock orders the writers), and nothing is staged
+ * before the listener's slot exists: events staged earlier would never reach the stream.
+ */
+async function stage(sql: Sql, tables: StoreTables, aggregate: AggregateType, input: AppendInput, baseMetadata: EventMetadata): Promise<AppendResult> {
+  const expected = checkExpectedVersion(input.expectedVersion);
+  if (expected !== 'any') {
+    throw new ValidationError(
+      `aggregate type ${aggregate.type} has capture "both": its events are appended by the listener in commit order, so the expected version must be "any" (got ${JSON.stringify(expected)}); the legacy row lock already orders the writers`,
+      { path: 'expectedVersion' },
+    );
+  }
+  const keyParams = keyParameters(aggregate.type, aggregate.key, input.aggregateId);
+  const rows = prepareRows(aggregate, input.events, baseMetadata);
+  const key = canonicalKeySql(aggregate.key, aggregate.key.map((_, i) => `$${8 + i}::text`));
+  const staged = await sql.query<{ aggregate_id: string }>(
+    `INSERT INTO ${tables.stagedEvents} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, metadata, occurred_at)
+     SELECT s.event_id::uuid, $1::text, ${key}, s.event_type, s.schema_version, s.payload::jsonb, s.metadata::jsonb, coalesce(s.occurred_at::timestamptz, now())
+     FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS s(event_id, event_type, schema_version, payload, metadata, occurred_at, n)
+     WHERE EXISTS (SELECT 1 FROM ${tables.baselines} b JOIN ${tables.replicationState} r ON r.slot_name = b.slot_name WHERE b.aggregate_type = $1::text AND b.status = 'done')
+     ORDER BY s.n
+     RETURNING aggregate_id`,
+    [
+      aggregate.type,
+      rows.map((r) => r.eventId),
+      rows.map((r) => r.type),
+      rows.map((r) => r.schemaVersion),
+      rows.map((r) => r.payload),
+      rows.map((r) => r.metadata),
+      rows.map((r) => r.occurredAt),
+      ...keyParams,
+    ],
+  );
+  if (staged.length === 0) {
+    throw new ValidationError(
+      `aggregate type ${aggregate.type} has capture "both" but its listener slot and baseline do not exist yet: run "hindsight replication setup" and "hindsight backfill" before switching the wrappers on`,
+      { path: 'aggregateType' },
+    );
+  }
+  return { aggregateType: aggregate.type, aggregateId: staged[0]!.aggregate_id, eventIds: rows.map((r) => r.eventId), sequences: [], version: undefined, staged: true };
 }

@@ -99,6 +99,9 @@ async function grantAppRoles(knex: { raw(sql: string, b?: unknown[]): PromiseLik
     await knex.raw(`GRANT USAGE ON SCHEMA ${schema} TO ${r}`);
     await knex.raw(`GRANT SELECT, INSERT ON ${schema}.events TO ${r}`);
     await knex.raw(`GRANT SELECT, INSERT, UPDATE ON ${schema}.heads TO ${r}`);
+    // Capture "both": the app stages events (after checking that the listener's baseline exists).
+    await knex.raw(`GRANT SELECT, INSERT ON ${schema}.staged_events TO ${r}`);
+    await knex.raw(`GRANT SELECT ON ${schema}.baselines, ${schema}.replication_state TO ${r}`);
     await knex.raw(`REVOKE UPDATE, DELETE, TRUNCATE ON ${schema}.events FROM ${r}`);
   }
 }

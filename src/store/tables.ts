@@ -10,6 +10,7 @@ export interface StoreTables {
   tombstones: string;
   replicationState: string;
   baselines: string;
+  stagedEvents: string;
 }
 
 export function storeTables(quotedSchema: string): StoreTables {
@@ -24,6 +25,7 @@ export function storeTables(quotedSchema: string): StoreTables {
     tombstones: `${quotedSchema}.read_model_tombstones`,
     replicationState: `${quotedSchema}.replication_state`,
     baselines: `${quotedSchema}.baselines`,
+    stagedEvents: `${quotedSchema}.staged_events`,
   };
 }
 

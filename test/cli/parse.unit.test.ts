@@ -136,6 +136,7 @@ describe('replication, backfill and listen', () => {
       lockTimeoutMs: 2000,
       maxLagBytes: undefined,
       yes: false,
+      force: false,
     });
     expect((await command(['replication', 'status', '--max-lag-bytes', '1048576'])).command).toMatchObject({ action: 'status', maxLagBytes: 1048576 });
     expect((await command(['replication', 'teardown', '--yes'])).command).toMatchObject({ action: 'teardown', yes: true });

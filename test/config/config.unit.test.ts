@@ -57,10 +57,10 @@ describe('config errors name the key, what was expected and what was given', () 
     ['a domain event named like a generic one', { aggregates: [{ ...account, events: [defineEvent('accounts.updated', z.object({}))] }] }, /built-in generic events/],
     ['a projector for another type', { aggregates: [{ ...account, projector: defineProjector({ aggregateType: 'order', initial: {}, handlers: {} }) }] }, /its projector is for aggregate type "order"/],
     ['two columns mapped to one field', { aggregates: [{ ...account, columns: { a: 'x', b: { field: 'x' } } }] }, /two legacy columns map to the state field "x"/],
-    ['the capture mode that is not built yet', { aggregates: [{ ...account, capture: 'both' }] }, /capture "both" .* is not available yet; use "app" or "listener"/],
+    ['a staging publication name that would be too long', { replication: { publication: 'p'.repeat(56) } }, /replication\.publication: at most 55 characters/],
     ['a slot name that would need quoting', { replication: { slot: 'My-Slot' } }, /replication\.slot: use 1-63 lower-case letters, digits and _/],
     ['a publication name with a quote in it', { replication: { publication: "x', publication_names 'y" } }, /replication\.publication: use 1-63 lower-case letters/],
-    ['a mapping rule on an app type', { aggregates: [{ ...account, mappings: [{ column: 'status', becomes: 'x', event: 'e' }] }] }, /mappings\[0\]: mapping rules apply to row changes, so only to capture "listener" types/],
+    ['a mapping rule on an app type', { aggregates: [{ ...account, mappings: [{ column: 'status', becomes: 'x', event: 'e' }] }] }, /mappings\[0\]: mapping rules apply to row changes, so only to capture "listener" or "both" types/],
     [
       'a mapping rule to an undeclared event',
       { aggregates: [{ ...account, capture: 'listener', mappings: [{ column: 'status', becomes: 'active', event: 'account.activated' }] }] },

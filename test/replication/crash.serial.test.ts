@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createHindsight } from '../../src/hindsight.js';
+import { defineEvent } from '../../src/events/defineEvent.js';
+import type pg from 'pg';
+import { z } from 'zod';
 import { backfill } from '../../src/replication/backfill.js';
 import { setupReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
@@ -21,9 +24,18 @@ const BIN = path.resolve(import.meta.dirname, '../../bin/hindsight.js');
 const slot = `hs_crash_${Math.random().toString(36).slice(2, 8)}`;
 const input = {
   replication: { slot, publication: 'hs_crash_legacy' },
-  aggregates: [{ type: 'ledger', table: 'ledger', key: { column: 'id', type: 'integer' }, capture: 'listener' as const, columns: { balance: 'balance', note: 'note' } }],
+  aggregates: [
+    { type: 'ledger', table: 'ledger', key: { column: 'id', type: 'integer' }, capture: 'listener' as const, columns: { balance: 'balance', note: 'note' } },
+    // Capture "both": the writer's wrapped top-ups stage their events; the listener appends them.
+    { type: 'wallet', table: 'wallets', key: { column: 'id', type: 'integer' }, capture: 'both' as const },
+  ],
 };
 const config = resolveConfig(input as ConfigInput);
+// The app's own instance knows the staged event's schema; the listener (a JSON config) need not.
+const app = createHindsight({
+  ...input,
+  aggregates: [input.aggregates[0]!, { ...input.aggregates[1]!, events: [defineEvent('wallet.topped', z.object({ amount: z.number().int() }))] }],
+} as ConfigInput);
 let configFile: string;
 const children = new Set<ChildProcess>();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -32,6 +44,8 @@ beforeAll(async () => {
   await migrate({ connectionString: db.url });
   await db.pool.query(`CREATE TABLE ledger (id int PRIMARY KEY, balance bigint NOT NULL, note text)`);
   await db.pool.query(`INSERT INTO ledger SELECT g, 0, 'opening' FROM generate_series(1, 30) g`);
+  await db.pool.query(`CREATE TABLE wallets (id int PRIMARY KEY, balance bigint NOT NULL)`);
+  await db.pool.query(`INSERT INTO wallets SELECT g, 0 FROM generate_series(1, 10) g`);
   await setupReplication(config, { connectionString: db.url });
   await backfill(config, { connectionString: db.url });
   // The independent record: every change, in the writer's own transaction.
@@ -44,6 +58,9 @@ beforeAll(async () => {
       RETURN NULL;
     END $$`);
   await db.pool.query(`CREATE TRIGGER audit_ledger AFTER INSERT OR UPDATE OR DELETE ON ledger FOR EACH ROW EXECUTE FUNCTION audit_ledger()`);
+  await db.pool.query(`CREATE TABLE wallet_audit (seq bigserial PRIMARY KEY, id int, xid xid8 DEFAULT pg_current_xact_id())`);
+  await db.pool.query(`CREATE FUNCTION audit_wallet() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO wallet_audit (id) VALUES (NEW.id); RETURN NULL; END $$`);
+  await db.pool.query(`CREATE TRIGGER audit_wallet AFTER UPDATE ON wallets FOR EACH ROW EXECUTE FUNCTION audit_wallet()`);
   const dir = await scratchDir('listener-crash');
   configFile = path.join(dir, 'hindsight.config.json');
   await fs.writeFile(configFile, JSON.stringify(input));
@@ -69,6 +86,20 @@ function spawnListener(failpoint?: string): { child: ChildProcess; exited: Promi
     }),
   );
   return { child, exited };
+}
+
+/** Wrapped writes to a "both" type: each top-up updates one wallet and stages its event. */
+async function topUpUntil(stop: { done: boolean }): Promise<number> {
+  let count = 0;
+  while (!stop.done) {
+    const id = 1 + Math.floor(Math.random() * 10);
+    await app.transaction(db.pool, async (tx) => {
+      await (tx.db as pg.ClientBase).query(`UPDATE wallets SET balance = balance + 1 WHERE id = $1`, [id]);
+      await tx.record('wallet', id, 'wallet.topped', { amount: 1 });
+    });
+    count += 1;
+  }
+  return count;
 }
 
 /** Legacy writes: single-row updates and multi-row transactions with inserts and deletes. */
@@ -108,7 +139,7 @@ async function writeUntil(stop: { done: boolean }, writer: number): Promise<numb
 describe('listener crash safety', () => {
   test('killed with SIGKILL 10 times, including after a commit before the acknowledgement and while buffering a transaction: nothing lost, nothing duplicated, order kept', async () => {
     const stop = { done: false };
-    const writers = [writeUntil(stop, 0), writeUntil(stop, 1)];
+    const writers = [writeUntil(stop, 0), writeUntil(stop, 1), topUpUntil(stop)];
     const fired: string[] = [];
     for (let cycle = 0; cycle < 10; cycle++) {
       // Alternate the failpoints; a failpoint that does not fire in time is replaced by an outside kill.
@@ -134,10 +165,10 @@ describe('listener crash safety', () => {
 
     // Drain with a listener that is left alone, then compare.
     const { child, exited } = spawnListener();
-    const [{ n: audited }] = (await db.pool.query(`SELECT count(*)::int AS n FROM audit`)).rows;
+    const audited = Number((await db.pool.query(`SELECT (SELECT count(*) FROM audit) + (SELECT count(*) FROM wallet_audit) AS n`)).rows[0].n);
     const until = Date.now() + 30_000;
     for (;;) {
-      const [{ n }] = (await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.events WHERE source = 'replication'`)).rows;
+      const [{ n }] = (await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.events WHERE source_commit_lsn IS NOT NULL`)).rows;
       if (n >= audited || Date.now() > until) break;
       await sleep(100);
     }
@@ -149,13 +180,24 @@ describe('listener crash safety', () => {
     const { rows: events } = await db.pool.query(
       `SELECT aggregate_id AS id, replace(event_type, 'ledger.', '') AS op, CASE WHEN event_type = 'ledger.deleted' THEN NULL ELSE payload->'after'->>'balance' END AS balance,
               source_xid::text AS xid
-       FROM hindsight.events WHERE source = 'replication' ORDER BY aggregate_id::int, sequence`,
+       FROM hindsight.events WHERE source = 'replication' AND aggregate_type = 'ledger' ORDER BY aggregate_id::int, sequence`,
     );
     expect(events.length).toBe(audit.length);
     expect(events).toEqual(audit);
+    // The wrapped writes: each wallet update is exactly its staged event, with the writer's transaction id.
+    const { rows: walletAudit } = await db.pool.query(`SELECT w.id::text AS id, w.xid::text AS xid FROM wallet_audit w ORDER BY w.id, w.seq`);
+    const { rows: walletEvents } = await db.pool.query(
+      `SELECT aggregate_id AS id, source_xid::text AS xid, event_type, source FROM hindsight.events
+       WHERE aggregate_type = 'wallet' AND source <> 'import' ORDER BY aggregate_id::int, sequence`,
+    );
+    expect(walletAudit.length).toBeGreaterThan(10);
+    expect(walletEvents.map(({ id, xid }) => ({ id, xid }))).toEqual(walletAudit);
+    expect(new Set(walletEvents.map((e) => `${e.event_type}/${e.source}`))).toEqual(new Set(['wallet.topped/app']));
+    const { rows: waiting } = await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.staged_events`);
+    expect(waiting[0].n).toBe(0);
     // Every aggregate's sequences are contiguous from its opening event.
     const { rows: gaps } = await db.pool.query(
-      `SELECT aggregate_id FROM hindsight.events WHERE aggregate_type = 'ledger' GROUP BY aggregate_id HAVING max(sequence) <> count(*)`,
+      `SELECT aggregate_type, aggregate_id FROM hindsight.events GROUP BY 1, 2 HAVING max(sequence) <> count(*)`,
     );
     expect(gaps).toEqual([]);
     // And every chain's hashes hold (the listener appends many aggregates per statement).

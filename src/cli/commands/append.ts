@@ -24,7 +24,9 @@ export async function runAppend(ctx: CommandContext, command: Extract<Command, {
     }),
   );
   ctx.print(
-    `appended ${command.eventType} to ${result.aggregateType} ${result.aggregateId} at sequence ${result.sequences[0]} (event ${result.eventIds[0]})`,
+    result.staged
+      ? `staged ${command.eventType} for ${result.aggregateType} ${result.aggregateId} (event ${result.eventIds[0]}); the listener appends it`
+      : `appended ${command.eventType} to ${result.aggregateType} ${result.aggregateId} at sequence ${result.sequences[0]} (event ${result.eventIds[0]})`,
     result,
   );
   return 0;

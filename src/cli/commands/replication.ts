@@ -27,7 +27,7 @@ export async function runReplication(ctx: CommandContext, command: Extract<Comma
     return problems.length > 0 ? 1 : 0;
   }
   if (!command.yes) throw new UsageError('replication teardown drops the slot and the publication: give --yes to confirm');
-  const result = await ctx.withPool((pool) => teardownReplication(toSql(pool), config));
+  const result = await ctx.withPool((pool) => teardownReplication(toSql(pool), config, { force: command.force }));
   ctx.print(
     `${result.droppedSlot ? `dropped slot ${config.replication.slot}` : `no slot ${config.replication.slot}`}; ${result.droppedPublication ? `dropped publication ${config.replication.publication}` : 'no publication'}. Changes from now on are not captured; a new slot needs a new baseline.`,
     result,
