@@ -5,7 +5,9 @@ import { describeDatabaseError } from '../db/describeError.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { toSql, type Sql } from '../db/queryable.js';
 import { DatabaseError, UsageError } from '../errors.js';
-import { appendMany } from '../store/appendMany.js';
+import { appendMany, type ManyRow } from '../store/appendMany.js';
+import { appendEvents } from '../store/appendEvents.js';
+import { isConcurrencyError } from '../errors.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
 import { listenerTypes } from './setup.js';
 
@@ -85,7 +87,7 @@ export async function backfill(config: ResolvedConfig, options: BackfillOptions)
         await reader.query(`SET TRANSACTION SNAPSHOT '${created.snapshot.replace(/'/g, "''")}'`);
         snapshot = (await reader.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`)).rows[0]!.snapshot;
         for (const type of types) {
-          const rows = await importType(toSql(reader), writer, tables, type, options);
+          const { rows } = await importType(toSql(reader), writer, tables, type, options);
           imported.push({ aggregateType: type.type, rows });
         }
         await reader.query('COMMIT');
@@ -163,7 +165,14 @@ async function createSlot(replication: pg.Client, sql: Sql, slot: string, waitMs
 }
 
 /** Imports one type's rows, read in key order from the snapshot, in write batches of their own. */
-async function importType(reader: Sql, writer: pg.Pool, tables: StoreTables, type: AggregateType, options: BackfillOptions): Promise<number> {
+async function importType(
+  reader: Sql,
+  writer: pg.Pool,
+  tables: StoreTables,
+  type: AggregateType,
+  options: BackfillOptions,
+  onExisting: 'refuse' | 'skip' = 'refuse',
+): Promise<{ rows: number; skipped: number }> {
   const batchSize = options.batchSize ?? 1000;
   const keys = type.key.map((k) => k.quoted);
   const keyList = keys.join(', ');
@@ -180,6 +189,7 @@ async function importType(reader: Sql, writer: pg.Pool, tables: StoreTables, typ
   const asJson = (names: string[]) => `json_build_array(${names.map((n) => `${n}::text`).join(', ')})::text`;
   let after: string[] | undefined;
   let rows = 0;
+  let skipped = 0;
   for (;;) {
     const where = after ? `WHERE (${keyList}) > (${type.key.map((k, i) => `$${i + 1}::text::${k.type.sql}`).join(', ')})` : '';
     const page = (
@@ -189,31 +199,39 @@ async function importType(reader: Sql, writer: pg.Pool, tables: StoreTables, typ
         after ?? [],
       )
     ).map((row) => ({ keys: JSON.parse(row.keys) as string[], values: JSON.parse(row.values) as Array<string | null> }));
-    if (page.length === 0) return rows;
+    if (page.length === 0) return { rows, skipped };
     const client = await writer.connect();
     try {
       await client.query('BEGIN');
-      const appended = await appendMany(
-        toSql(client),
-        tables,
-        type,
-        page.map((row) => ({
-          key: row.keys,
-          eventId: randomUUID(),
-          type: `${type.tableLabel}.imported`,
-          schemaVersion: type.events.get(`${type.tableLabel}.imported`)?.version ?? 1,
-          payload: JSON.stringify({ after: Object.fromEntries(columns.map((name, i) => [name, row.values[i]!])) }),
-          metadata: JSON.stringify({ reason: 'baseline import' }),
-          occurredAt,
-          source: 'import',
-          sourceCommitLsn: null,
-          sourceOrdinal: null,
-          sourceXid: null,
-        })),
-      );
-      // A type's opening event is sequence 1; anything else means events were there before the baseline.
-      const late = appended.find((a) => a.sequence !== 1);
-      if (late) throw new DatabaseError(`aggregate ${type.type} ${late.aggregateId} already has events: a baseline import must come first`);
+      const events = page.map((row): ManyRow => ({
+        key: row.keys,
+        eventId: randomUUID(),
+        type: `${type.tableLabel}.imported`,
+        schemaVersion: type.events.get(`${type.tableLabel}.imported`)?.version ?? 1,
+        payload: JSON.stringify({ after: Object.fromEntries(columns.map((name, i) => [name, row.values[i]!])) }),
+        metadata: JSON.stringify({ reason: 'baseline import' }),
+        occurredAt,
+        source: 'import',
+        sourceCommitLsn: null,
+        sourceOrdinal: null,
+        sourceXid: null,
+      }));
+      if (onExisting === 'skip') {
+        // An app type: an aggregate the app already wrote to keeps its history (expected version "none").
+        for (const event of events) {
+          try {
+            await appendEvents(toSql(client), tables, type, event.key, event.key.join(', '), [event], 0);
+          } catch (error) {
+            if (!isConcurrencyError(error)) throw error;
+            skipped += 1;
+          }
+        }
+      } else {
+        const appended = await appendMany(toSql(client), tables, type, events);
+        // A type's opening event is sequence 1; anything else means events were there before the baseline.
+        const late = appended.find((a) => a.sequence !== 1);
+        if (late) throw new DatabaseError(`aggregate ${type.type} ${late.aggregateId} already has events: a baseline import must come first`);
+      }
       await client.query(`UPDATE ${tables.baselines} SET rows_imported = rows_imported + $2::bigint WHERE aggregate_type = $1::text`, [type.type, page.length]);
       await client.query('COMMIT');
     } catch (error) {
@@ -225,5 +243,43 @@ async function importType(reader: Sql, writer: pg.Pool, tables: StoreTables, typ
     rows += page.length;
     options.onProgress?.({ aggregateType: type.type, rows });
     after = page[page.length - 1]!.keys;
+  }
+}
+
+/**
+ * The opening events of an `app` type (no listener): its rows read in one REPEATABLE READ
+ * snapshot, in key order, each imported with expected version "none", so an aggregate the
+ * app has already written to is skipped and keeps its history. Safe to run again. Writes
+ * made between this import and the wrappers going live are seen only by verification.
+ */
+export async function importAppType(
+  config: ResolvedConfig,
+  aggregateType: string,
+  options: BackfillOptions,
+): Promise<{ aggregateType: string; rows: number; skipped: number }> {
+  const type = config.aggregates.get(aggregateType);
+  if (!type) throw new UsageError(`unknown aggregate type ${aggregateType}`);
+  if (type.capture !== 'app') throw new UsageError(`${aggregateType} has capture "${type.capture}": its baseline comes from "hindsight backfill" without a type`);
+  const tables = storeTables(config.quotedSchema);
+  const writer = new pg.Pool({ connectionString: options.connectionString, max: 2 });
+  writer.on('error', () => undefined);
+  const reader = new pg.Client({ connectionString: options.connectionString, options: TEXT_SETTINGS });
+  try {
+    await reader.connect();
+    await toSql(writer).query(
+      `INSERT INTO ${tables.baselines} (aggregate_type, status) VALUES ($1::text, 'pending')
+       ON CONFLICT (aggregate_type) DO UPDATE SET status = 'pending', rows_imported = 0, started_at = now(), completed_at = NULL`,
+      [type.type],
+    );
+    await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const result = await importType(toSql(reader), writer, tables, type, options, 'skip');
+    await reader.query('COMMIT');
+    await toSql(writer).query(`UPDATE ${tables.baselines} SET status = 'done', completed_at = now() WHERE aggregate_type = $1::text`, [type.type]);
+    return { aggregateType: type.type, ...result };
+  } catch (error) {
+    throw describeDatabaseError(error, `import ${aggregateType}`);
+  } finally {
+    await reader.end().catch(() => undefined);
+    await writer.end().catch(() => undefined);
   }
 }

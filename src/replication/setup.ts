@@ -82,6 +82,22 @@ export async function preflight(sql: Sql, config: ResolvedConfig): Promise<Prefl
     if (!table.owner) {
       problems.push({ check: `table ${type.tableLabel}`, problem: 'the connecting role does not own it', fix: 'run setup as the table owner: publications and replica identity need ownership' });
     }
+    if (type.replicaIdentity === 'default') {
+      // Once published, UPDATE and DELETE on a table without a replica identity fail: the legacy app would break.
+      const [identity] = await sql.query<{ usable: boolean }>(
+        `SELECT c.relreplident = 'f' OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+                OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)) AS usable
+         FROM pg_class c WHERE c.oid = $1::oid`,
+        [table.oid],
+      );
+      if (!identity?.usable) {
+        problems.push({
+          check: `table ${type.tableLabel}`,
+          problem: 'has no primary key, so with replicaIdentity "default" its UPDATEs and DELETEs would fail once published',
+          fix: `add a primary key, or use replicaIdentity "full" on ${type.type}`,
+        });
+      }
+    }
     const columns = await sql.query<{ name: string }>(`SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped`, [table.oid]);
     const names = new Set(columns.map((c) => c.name));
     for (const key of type.key) {

@@ -47,6 +47,18 @@ describe('replication commands refuse clearly and write nothing', () => {
     expect(identity.rows[0].relreplident).toBe('d');
   });
 
+  test('setup refuses replicaIdentity "default" on a table without a primary key: its updates would fail once published', async () => {
+    await db.pool.query(`CREATE TABLE keyless (id bigint NOT NULL, v int)`);
+    const config = await writeConfig('keyless', {
+      replication: { slot: 'hs_cli_never_created', publication: 'hs_cli_pub' },
+      aggregates: [{ type: 'thing', table: 'keyless', key: { column: 'id', type: 'bigint' }, capture: 'listener', replicaIdentity: 'default' }],
+    });
+    const result = await runCli(['replication', 'setup', '--config', config, '--database-url', db.url]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/table keyless: has no primary key, so with replicaIdentity "default" its UPDATEs and DELETEs would fail once published\. Fix: add a primary key, or use replicaIdentity "full" on thing/);
+    await db.pool.query(`UPDATE keyless SET v = 1`); // still works: nothing was published
+  });
+
   test('status exits 1 when the slot is missing, saying a re-backfill and verify are needed', async () => {
     const config = await writeConfig('status', listenerConfig('accounts'));
     const result = await runCli(['replication', 'status', '--config', config, '--database-url', db.url]);
@@ -77,7 +89,27 @@ describe('replication commands refuse clearly and write nothing', () => {
     const config = await writeConfig('backfill', listenerConfig('accounts'));
     const result = await runCli(['backfill', 'order', '--config', config, '--database-url', db.url]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/order is not a listener type \(listener types: account\)/);
+    expect(result.stderr).toMatch(/order is not a declared aggregate type \(listener types: account\)/);
+  });
+
+  test('backfill of an app type imports each row once, skipping aggregates the app already wrote, and can run again', async () => {
+    await db.pool.query(`CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)`);
+    await db.pool.query(`INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 25) g`);
+    const config = await writeConfig('app-import', { aggregates: [{ type: 'customer', table: 'customers', key: { column: 'id', type: 'integer' } }] });
+    const first = await runCli(['append', 'customer', '7', 'customers.updated', '--payload', '{"before":{"name":"customer 7"},"after":{"name":"Seven"}}', '--expected-version', 'none', '--config', config, '--database-url', db.url]);
+    expect(first.code, first.stderr).toBe(0);
+    const result = await runCli(['backfill', 'customer', '--batch-size', '10', '--json', '--config', config, '--database-url', db.url]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ aggregateType: 'customer', rows: 25, skipped: 1 });
+    const again = await runCli(['backfill', 'customer', '--json', '--config', config, '--database-url', db.url]);
+    expect(JSON.parse(again.stdout)).toEqual({ aggregateType: 'customer', rows: 25, skipped: 25 });
+    const { rows } = await db.pool.query(
+      `SELECT aggregate_id, array_agg(event_type ORDER BY sequence)::text AS types FROM hindsight.events WHERE aggregate_type = 'customer' AND aggregate_id IN ('1', '7') GROUP BY 1 ORDER BY 1`,
+    );
+    expect(rows).toEqual([
+      { aggregate_id: '1', types: '{customers.imported}' },
+      { aggregate_id: '7', types: '{customers.updated}' },
+    ]);
   });
 
   test('an append to a listener type is refused, library or CLI, and writes nothing', async () => {
@@ -85,7 +117,7 @@ describe('replication commands refuse clearly and write nothing', () => {
     const result = await runCli(['append', 'account', '1', 'accounts.updated', '--payload', '{"before":{},"after":{"balance":"1"}}', '--config', config, '--database-url', db.url]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/capture "listener": its events come from its table's row changes\. To say who did it and why, call recordContext/);
-    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.events`);
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.events WHERE aggregate_type = 'account'`);
     expect(rows[0].n).toBe(0);
   });
 });

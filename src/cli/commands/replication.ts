@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { toSql } from '../../db/queryable.js';
 import { UsageError } from '../../errors.js';
-import { backfill } from '../../replication/backfill.js';
+import { backfill, importAppType } from '../../replication/backfill.js';
 import { listen } from '../../replication/listener.js';
 import { listenerTypes, replicationStatus, setupReplication, teardownReplication, type ReplicationStatus } from '../../replication/setup.js';
 import type { CommandContext } from '../context.js';
@@ -62,13 +62,27 @@ function statusProblems(s: ReplicationStatus, limits: { maxLagBytes: number | un
 export async function runBackfill(ctx: CommandContext, command: Extract<Command, { name: 'backfill' }>): Promise<number> {
   const config = await ctx.config();
   const types = listenerTypes(config).map((t) => t.type);
+  const showProgress = ctx.io.isTTY && !ctx.global.json;
+  if (command.aggregateType && config.aggregates.get(command.aggregateType)?.capture === 'app') {
+    // An app type has no slot: a plain snapshot import that skips aggregates the app already wrote.
+    const result = await importAppType(config, command.aggregateType, {
+      connectionString: await ctx.databaseUrl(),
+      batchSize: command.batchSize,
+      onProgress: showProgress ? (p) => ctx.io.stderr(`\r${p.aggregateType}: ${plural(p.rows, 'row')} read`) : undefined,
+    });
+    if (showProgress) ctx.io.stderr('\n');
+    ctx.print(
+      `${result.aggregateType}: ${plural(result.rows - result.skipped, 'row')} imported, ${plural(result.skipped, 'aggregate')} skipped (they already had events). Switch the wrappers on now: writes made before they are live are caught only by verification.`,
+      result,
+    );
+    return 0;
+  }
   if (command.aggregateType && !types.includes(command.aggregateType)) {
-    throw new UsageError(`backfill: ${command.aggregateType} is not a listener type (listener types: ${types.join(', ') || 'none'})`);
+    throw new UsageError(`backfill: ${command.aggregateType} is not a declared aggregate type (listener types: ${types.join(', ') || 'none'})`);
   }
   if (command.aggregateType && types.length > 1) {
     throw new UsageError('backfill: every listener type shares one slot, so they are backfilled together; run it without a type');
   }
-  const showProgress = ctx.io.isTTY && !ctx.global.json;
   const result = await backfill(config, {
     connectionString: await ctx.databaseUrl(),
     batchSize: command.batchSize,
