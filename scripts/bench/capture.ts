@@ -6,6 +6,15 @@ import { defineEvent } from '../../src/events/defineEvent.js';
 import { migrate } from '../../src/store/migrate.js';
 import { closedLoop, fmt, stats, type BenchArgs, type Stats } from './harness.js';
 import { startUpdaterProcess } from './updaterLag.js';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from '../../src/config/resolve.js';
+import { toSql } from '../../src/db/queryable.js';
+import { backfill } from '../../src/replication/backfill.js';
+import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
 
 /**
  * The cost of capture. Three variants of one service call, over 100,000 accounts:
@@ -42,9 +51,17 @@ async function walPosition(pool: pg.Pool): Promise<number> {
   return Number(rows[0]!.bytes);
 }
 
-export async function benchCapture(url: string, args: BenchArgs, log: (line: string) => void, options: { withUpdater?: boolean } = {}): Promise<CaptureResult[]> {
+/**
+ * With `both`, the account type has capture "both": B stages its event in the app's
+ * transaction and a listener process (started here, after setup and backfill) appends it,
+ * as production would run it. The accounts table is then published with REPLICA IDENTITY
+ * FULL, which A and C pay as well.
+ */
+export async function benchCapture(url: string, args: BenchArgs, log: (line: string) => void, options: { withUpdater?: boolean; both?: boolean } = {}): Promise<CaptureResult[]> {
   const admin = new pg.Client(url);
   await admin.connect();
+  await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'bench_both' AND NOT active`);
+  await admin.query('DROP PUBLICATION IF EXISTS bench_both_legacy, bench_both_legacy_staging');
   await admin.query('DROP TABLE IF EXISTS accounts, bench_reference_events');
   await admin.query('DROP SCHEMA IF EXISTS hindsight CASCADE');
   await admin.query('DROP SCHEMA IF EXISTS read_models CASCADE');
@@ -55,16 +72,13 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   await admin.query('VACUUM ANALYZE accounts');
   await admin.end();
 
+  const declaration = { type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' }, ...(options.both ? { capture: 'both' as const } : {}) };
+  const replication = { slot: 'bench_both', publication: 'bench_both_legacy' };
   const hs = createHindsight({
-    aggregates: [
-      {
-        type: 'account',
-        table: 'accounts',
-        key: { column: 'id', type: 'bigint' },
-        events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))],
-      },
-    ],
+    ...(options.both ? { replication } : {}),
+    aggregates: [{ ...declaration, events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))] }],
   });
+  const listener = options.both ? await startListenerProcess(url, hs.config, { replication, aggregates: [declaration] }, log) : undefined;
   const recordedCredit = hs.wrap(credit, {
     events: (_result, id, amount) => ({ aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] }),
   });
@@ -108,7 +122,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   // Optionally with the read-model updater running, as production would: it reads every
   // event B appends and writes a read-model row for it.
   const updater = options.withUpdater ? startUpdaterProcess(url) : undefined;
-  const label = options.withUpdater ? 'capture with the updater' : 'capture';
+  const label = options.withUpdater ? 'capture with the updater' : options.both ? 'capture "both"' : 'capture';
   const results: CaptureResult[] = [];
   try {
   for (const clients of args.clients) {
@@ -145,8 +159,36 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   }
   } finally {
     await updater?.stop();
+    await listener?.stop();
   }
   return results;
+}
+
+/** Setup, backfill, then `hindsight listen` in a child process (the listener's own CPU is not the benchmark's). */
+async function startListenerProcess(url: string, config: ResolvedConfig, json: unknown, log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
+  log('  setting up replication and importing the accounts (capture "both")');
+  await setupReplication(config, { connectionString: url });
+  await backfill(config, { connectionString: url });
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-bench-both-'));
+  const file = path.join(dir, 'hindsight.config.json');
+  await fs.writeFile(file, JSON.stringify(json));
+  const bin = fileURLToPath(new URL('../../../bin/hindsight.js', import.meta.url)); // from dist/scripts/bench
+  const child = spawn(process.execPath, [bin, 'listen', '--config', file, '--database-url', url], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return {
+    async stop() {
+      if (child.exitCode === null) {
+        await new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        });
+      }
+      const client = new pg.Client(url);
+      await client.connect();
+      await teardownReplication(toSql(client), config, { force: true }).catch(() => undefined);
+      await client.end();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export function captureTable(results: CaptureResult[]): string {

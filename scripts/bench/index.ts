@@ -59,6 +59,20 @@ async function main() {
         '',
       );
     }
+    if (only.has('capture-both')) {
+      const plain = await benchCapture(server.url, args, log);
+      const both = await benchCapture(server.url, args, log, { both: true });
+      out.push(
+        `### Capture overhead, app type (${date})`,
+        '',
+        captureTable(plain),
+        '',
+        `### Capture overhead, capture "both": B stages its event, a listener process appends it (${date})`,
+        '',
+        captureTable(both),
+        '',
+      );
+    }
     if (only.has('listener')) {
       const drain = await benchDrain(server.url, log);
       const lag = await benchListenerLag(server.url, log);
