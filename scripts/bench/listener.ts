@@ -8,6 +8,7 @@ import { setupReplication, teardownReplication } from '../../src/replication/set
 import { migrate } from '../../src/store/migrate.js';
 import { toSql } from '../../src/db/queryable.js';
 import { fmt, stats, type Stats } from './harness.js';
+import type { LagBench } from './updaterLag.js';
 
 /**
  * The listener: draining a backlog of single-row update transactions beside a bare
@@ -126,14 +127,6 @@ export async function benchDrain(url: string, log: (line: string) => void, trans
   return { transactions, rawChangesPerSecond: raw, listenerChangesPerSecond: rate };
 }
 
-export interface LagBench {
-  rate: number;
-  seconds: number;
-  samples: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
 
 /**
  * Commit of a legacy UPDATE (when COMMIT returned to the writer) to its event being

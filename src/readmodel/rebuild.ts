@@ -5,6 +5,7 @@ import { aggregateTypeOf, type ResolvedConfig } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
 import { quoteIdent, type TableName } from '../db/identifiers.js';
 import { toSql, type Sql } from '../db/queryable.js';
+import { inTransaction } from '../db/transaction.js';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { ConfigError, DatabaseError } from '../errors.js';
 import { byCanonicalId } from '../db/canonicalKey.js';
@@ -188,21 +189,13 @@ async function buildShadow(
   let lastFlush = Date.now();
   const flush = async () => {
     const changes: RowChange[] = dirty.map(([id, built]) => ({ aggregateId: id, sequence: built.version, state: built.state, deleted: built.deleted }));
-    const client = await ctx.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(ctx.pool, async (client) => {
       await client.query('SET LOCAL synchronous_commit = off'); // derived data: see processBatch
       if (!(await ctx.target.mayCommit(client))) throw new DatabaseError(`the rebuild of ${ctx.model.name} lost its lease to another rebuild`);
       // An aggregate never written to this shadow has no row there: those go in with COPY.
       await writeRows(toSql(client), client, tables, ctx.model, ctx.target.table, changes, { client, isAbsent: (id) => !applied.has(id) });
       await saveCheckpoint(toSql(client), tables, ctx.target.subscriber, position, pendingEvents);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     for (const [id, built] of dirty) {
       built.dirty = false;
       applied.set(id, built.version);

@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
 import { quoteIdent } from '../db/identifiers.js';
+import { inTransaction } from '../db/transaction.js';
 import { toSql, type Sql } from '../db/queryable.js';
 import { DatabaseError, UsageError } from '../errors.js';
 import { appendMany, type ManyRow } from '../store/appendMany.js';
@@ -95,9 +96,7 @@ export async function backfill(config: ResolvedConfig, options: BackfillOptions)
         await reader.end().catch(() => undefined);
       }
       // The baseline and the listener's starting point commit together.
-      const client = await writer.connect();
-      try {
-        await client.query('BEGIN');
+      await inTransaction(writer, async (client) => {
         await client.query(`INSERT INTO ${tables.replicationState} (slot_name, consistent_point, checkpoint_lsn) VALUES ($1::text, $2::pg_lsn, $2::pg_lsn)`, [
           slot,
           created.consistentPoint,
@@ -106,13 +105,7 @@ export async function backfill(config: ResolvedConfig, options: BackfillOptions)
           `UPDATE ${tables.baselines} SET status = 'done', consistent_point = $2::pg_lsn, snapshot = $3::pg_snapshot, completed_at = now() WHERE slot_name = $1::text`,
           [slot, created.consistentPoint, snapshot],
         );
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      });
       return { slot, consistentPoint: created.consistentPoint, imported };
     } catch (error) {
       // Nothing half-done stays behind: no slot, no pending baseline (the imported events
@@ -200,9 +193,7 @@ async function importType(
       )
     ).map((row) => ({ keys: JSON.parse(row.keys) as string[], values: JSON.parse(row.values) as Array<string | null> }));
     if (page.length === 0) return { rows, skipped };
-    const client = await writer.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(writer, async (client) => {
       const events = page.map((row): ManyRow => ({
         key: row.keys,
         eventId: randomUUID(),
@@ -233,13 +224,7 @@ async function importType(
         if (late) throw new DatabaseError(`aggregate ${type.type} ${late.aggregateId} already has events: a baseline import must come first`);
       }
       await client.query(`UPDATE ${tables.baselines} SET rows_imported = rows_imported + $2::bigint WHERE aggregate_type = $1::text`, [type.type, page.length]);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     rows += page.length;
     options.onProgress?.({ aggregateType: type.type, rows });
     after = page[page.length - 1]!.keys;

@@ -7,7 +7,7 @@ import { validatePayload } from '../events/defineEvent.js';
 import { toJsonText } from '../events/json.js';
 import { toTimestampParam } from '../time.js';
 import type { AggregateIdInput, EventMetadata, ExpectedVersion } from '../types.js';
-import { appendEvents, type AppendRow } from './appendEvents.js';
+import { appendEvents, rowArrays, type AppendRow } from './appendEvents.js';
 import type { StoreTables } from './tables.js';
 
 export interface NewEvent {
@@ -161,16 +161,7 @@ async function stage(sql: Sql, tables: StoreTables, aggregate: AggregateType, in
      WHERE EXISTS (SELECT 1 FROM ${tables.baselines} b JOIN ${tables.replicationState} r ON r.slot_name = b.slot_name WHERE b.aggregate_type = $1::text AND b.status = 'done')
      ORDER BY s.n
      RETURNING aggregate_id`,
-    [
-      aggregate.type,
-      rows.map((r) => r.eventId),
-      rows.map((r) => r.type),
-      rows.map((r) => r.schemaVersion),
-      rows.map((r) => r.payload),
-      rows.map((r) => r.metadata),
-      rows.map((r) => r.occurredAt),
-      ...keyParams,
-    ],
+    [aggregate.type, ...rowArrays(rows).slice(0, 6), ...keyParams], // the first six: id, type, version, payload, metadata, time
   );
   if (staged.length === 0) {
     throw new ValidationError(

@@ -34,6 +34,26 @@ export interface AppendRow {
   sourceXid: string | null;
 }
 
+/**
+ * The rows' fields as ten parallel arrays, in the order the batch statements unnest them:
+ * event id, type, schema version, payload, metadata, occurred_at, source, source commit
+ * LSN, source ordinal, source xid.
+ */
+export function rowArrays(rows: readonly AppendRow[]): unknown[][] {
+  return [
+    rows.map((r) => r.eventId),
+    rows.map((r) => r.type),
+    rows.map((r) => r.schemaVersion),
+    rows.map((r) => r.payload),
+    rows.map((r) => r.metadata),
+    rows.map((r) => r.occurredAt),
+    rows.map((r) => r.source),
+    rows.map((r) => r.sourceCommitLsn),
+    rows.map((r) => r.sourceOrdinal),
+    rows.map((r) => r.sourceXid),
+  ];
+}
+
 export interface AppendOutcome {
   /** The canonical aggregate id, as stored. */
   aggregateId: string;
@@ -103,16 +123,7 @@ export async function appendEvents(
     aggregate.type,
     kind,
     typeof expected === 'number' ? String(expected) : null,
-    rows.map((r) => r.eventId),
-    rows.map((r) => r.type),
-    rows.map((r) => r.schemaVersion),
-    rows.map((r) => r.payload),
-    rows.map((r) => r.metadata),
-    rows.map((r) => r.occurredAt),
-    rows.map((r) => r.source),
-    rows.map((r) => r.sourceCommitLsn),
-    rows.map((r) => r.sourceOrdinal),
-    rows.map((r) => r.sourceXid),
+    ...rowArrays(rows),
     ...keyParams,
   ];
   // A lost race to create the head (kind "any") is retried once: in READ COMMITTED the

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AggregateType } from '../config/resolve.js';
 import { canonicalKeySql } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
-import type { AppendRow } from './appendEvents.js';
+import { rowArrays, type AppendRow } from './appendEvents.js';
 import { GENESIS_HASH, type StoreTables } from './tables.js';
 
 /**
@@ -90,16 +90,7 @@ export async function appendMany(sql: Sql, tables: StoreTables, aggregate: Aggre
   const statement = statementFor(tables, aggregate);
   const values: unknown[] = [
     aggregate.type,
-    rows.map((r) => r.eventId),
-    rows.map((r) => r.type),
-    rows.map((r) => r.schemaVersion),
-    rows.map((r) => r.payload),
-    rows.map((r) => r.metadata),
-    rows.map((r) => r.occurredAt),
-    rows.map((r) => r.source),
-    rows.map((r) => r.sourceCommitLsn),
-    rows.map((r) => r.sourceOrdinal),
-    rows.map((r) => r.sourceXid),
+    ...rowArrays(rows),
     ...aggregate.key.map((_, i) => rows.map((r) => r.key[i])),
   ];
   const appended = await sql.query<{ aggregate_id: string; sequence: string }>(statement.text, values, statement.name);
