@@ -97,7 +97,9 @@ export async function backfill(config: ResolvedConfig, options: BackfillOptions)
       }
       // The baseline and the listener's starting point commit together.
       await inTransaction(writer, async (client) => {
-        await client.query(`INSERT INTO ${tables.replicationState} (slot_name, consistent_point, checkpoint_lsn) VALUES ($1::text, $2::pg_lsn, $2::pg_lsn)`, [
+        // The checkpoint is inclusive ("appended up to and including this commit"), and a
+        // commit record may start exactly at the consistent point: that one is streamed, not in the snapshot.
+        await client.query(`INSERT INTO ${tables.replicationState} (slot_name, consistent_point, checkpoint_lsn) VALUES ($1::text, $2::pg_lsn, $2::pg_lsn - 1)`, [
           slot,
           created.consistentPoint,
         ]);

@@ -130,7 +130,12 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
       while (unflushed.length > 0 && unflushed[0]!.wal <= flushed) upTo = unflushed.shift()!.source;
       if (upTo !== undefined) await acknowledge(formatLsn(upTo));
     };
-    const settled = () => !open && group.length === 0 && unflushed.length === 0;
+    // Data messages wait in the package's queue while keepalives are handled at once: a
+    // keepalive may be acknowledged only when every message that arrived has been handled.
+    let arrived = 0;
+    let handled = 0;
+    /** Nothing received is unwritten or unflushed; `inHand` messages are the caller's own, being handled. */
+    const settled = (inHand = 0) => !open && group.length === 0 && unflushed.length === 0 && arrived === handled + inHand;
 
     /** Writes the group and its checkpoint in one transaction, then acknowledges what is durable. */
     const writeGroup = async () => {
@@ -154,8 +159,8 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
     };
 
     service.on('data', async (_lsn: string, message: PgoutputMessage | { tag: 'raw'; raw: Buffer; relationOid: number; code: string }) => {
-      if (failure) return;
       try {
+        if (failure) return;
         switch (message.tag) {
           case 'begin':
             open = { xid: message.xid, commitLsn: message.finalLsn, endLsn: 0n, commitTime: message.commitTime, changes: [], contexts: [], cut: false };
@@ -188,7 +193,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             if (done.changes.length === 0 && !done.cut) {
               // Nothing to append; the position is acknowledged once nothing is pending.
               const at = formatLsn(done.commitLsn); // captured now: later commits may be pending when the task runs
-              if (settled()) await enqueue(async () => void (settled() && (await acknowledge(at))));
+              if (settled(1)) await enqueue(async () => void (settled(1) && (await acknowledge(at))));
               return;
             }
             group.push(done);
@@ -210,16 +215,22 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
         }
       } catch (error) {
         fail(error);
+      } finally {
+        handled += 1;
       }
     });
     service.on('heartbeat', (lsn: string, _time: number, shouldRespond: boolean) => {
-      // The server's position may be acknowledged only when nothing received is unwritten.
+      // A keepalive's position is where the next record will start, and the package reports
+      // position + 1 as flushed: acknowledge one less, or a commit written exactly there would
+      // be skipped after a restart. Only when nothing received is unwritten or unflushed.
       if (settled()) {
+        const upTo = formatLsn(parseLsn(lsn) - 1n);
         void enqueue(async () => {
-          if (settled()) await acknowledge(lsn);
+          if (settled()) await acknowledge(upTo);
         });
-      } else if (shouldRespond) {
-        void enqueue(async () => void (await acknowledge(acknowledged)));
+      } else if (shouldRespond && acknowledged !== '0/0') {
+        // Answered at once (a long write must not let wal_sender_timeout drop us) with a durable position.
+        void service.acknowledge(acknowledged).catch(() => undefined);
       }
     });
 
@@ -231,15 +242,19 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
           }, heartbeatMs)
         : undefined;
     // Acknowledges committed groups as the WAL writer flushes them (within wal_writer_delay).
+    let flushCheckQueued = false;
     const flushWatch = setInterval(() => {
-      if (unflushed.length > 0) void enqueue(acknowledgeDurable);
+      if (unflushed.length === 0 || flushCheckQueued) return;
+      flushCheckQueued = true;
+      void enqueue(acknowledgeDurable).finally(() => (flushCheckQueued = false));
     }, 100);
     const onAbort = () => void enqueue(writeGroup).finally(() => service.stop().catch(() => undefined));
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort(); // aborted while starting up
 
     log(`listening on slot ${slot} (publication ${publication}) from ${formatLsn(checkpoint)}`);
     try {
-      await service.subscribe(new TextPgoutput(staging ? `${publication},${staging}` : publication) as never, slot, '0/0');
+      await service.subscribe(new TextPgoutput(staging ? `${publication},${staging}` : publication, () => (arrived += 1)) as never, slot, '0/0');
     } catch (error) {
       if (!failure && !options.signal?.aborted) throw error;
     } finally {
@@ -267,7 +282,11 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
  */
 class TextPgoutput {
   readonly name = 'pgoutput';
-  constructor(private readonly publication: string) {}
+  constructor(
+    private readonly publication: string,
+    /** Called as each message arrives (before it waits in the package's queue). */
+    private readonly onArrival: () => void,
+  ) {}
 
   start(client: pg.Client, slotName: string, lastLsn: string): Promise<unknown> {
     // Names are plain identifiers (checked in the config): the command takes no parameters.
@@ -277,6 +296,7 @@ class TextPgoutput {
   }
 
   parse(buffer: Buffer): unknown {
+    this.onArrival();
     const code = buffer[0];
     if (code === 0x49 /* I */ || code === 0x55 /* U */ || code === 0x44 /* D */) {
       return { tag: 'raw', raw: Buffer.from(buffer), relationOid: buffer.readUInt32BE(1), code: String.fromCharCode(code) };
@@ -363,9 +383,21 @@ async function appendGroup(
         staged.set(index, event);
         covered.add(`${event.aggregate.type}\u0000${event.aggregateId}`);
       }
+      if (staged.size > 0) {
+        // A staged id already appended (staged again after its row was deleted) is the same event: not appended twice.
+        const ids = [...staged.values()].map((e) => e.eventId);
+        const present = await sql.query<{ event_id: string }>(`SELECT event_id::text FROM ${tables.events} WHERE event_id = ANY($1::uuid[])`, [ids]);
+        for (const { event_id: id } of present) {
+          for (const [index, event] of staged) if (event.eventId === id) staged.set(index, { ...event, alreadyAppended: true });
+        }
+      }
       let ordinal = 0;
       for (const [index, change] of transaction.changes.entries()) {
         const event = staged.get(index);
+        if (event?.alreadyAppended) {
+          stagedIds.push(event.eventId);
+          continue;
+        }
         if (event) {
           await push(event.aggregate, {
             key: event.aggregate.key.length === 1 ? [event.aggregateId] : (JSON.parse(event.aggregateId) as string[]),
@@ -453,6 +485,7 @@ function contextAt(transaction: SourceTransaction, index: number): string {
 
 interface StagedEvent {
   aggregate: AggregateType;
+  alreadyAppended?: boolean;
   aggregateId: string;
   eventId: string;
   type: string;
@@ -588,8 +621,15 @@ export async function listen(config: ResolvedConfig, options: ListenerOptions & 
       standby = kind === 'standby';
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, delay);
-      options.signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        options.signal?.removeEventListener('abort', wake);
+        resolve();
+      }, delay);
+      options.signal?.addEventListener('abort', wake, { once: true });
     });
     delay = Math.min(delay * 2, options.maxBackoffMs ?? 5000);
   }

@@ -98,16 +98,34 @@ export async function preflight(sql: Sql, config: ResolvedConfig): Promise<Prefl
         });
       }
     }
-    const columns = await sql.query<{ name: string }>(`SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped`, [table.oid]);
+    const columns = await sql.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped`,
+      [table.oid],
+    );
     const names = new Set(columns.map((c) => c.name));
     for (const key of type.key) {
-      if (!names.has(key.column)) problems.push({ check: `table ${type.tableLabel}`, problem: `has no key column "${key.column}"`, fix: `fix "key" of aggregate type ${type.type}` });
+      const column = columns.find((c) => c.name === key.column);
+      if (!column) {
+        problems.push({ check: `table ${type.tableLabel}`, problem: `has no key column "${key.column}"`, fix: `fix "key" of aggregate type ${type.type}` });
+      } else if (sameType(column.type) !== sameType(key.type.sql)) {
+        // The stream sends the column's own text; the wrappers cast to the declared type: they must agree.
+        problems.push({
+          check: `table ${type.tableLabel}`,
+          problem: `key column "${key.column}" is ${column.type} but the config declares ${key.type.sql}, so ids from row changes and from the app could differ`,
+          fix: `declare the key as ${column.type}`,
+        });
+      }
     }
     for (const column of [...(type.columns?.keys() ?? []), ...type.mappings.flatMap((rule) => [rule.column, ...rule.payload.map(([, c]) => c)])]) {
       if (!names.has(column)) problems.push({ check: `table ${type.tableLabel}`, problem: `has no column "${column}"`, fix: `fix "columns" of aggregate type ${type.type}` });
     }
   }
   return problems;
+}
+
+/** A type name as format_type prints it and as a config declares it, made comparable. */
+function sameType(name: string): string {
+  return name.toLowerCase().replace(/\s+/g, ' ').replace(/^character varying/, 'varchar').replace(/^int4$|^int$/, 'integer').replace(/^int8$/, 'bigint').replace(/^int2$/, 'smallint');
 }
 
 export interface SetupResult {

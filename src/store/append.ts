@@ -153,6 +153,11 @@ async function stage(sql: Sql, tables: StoreTables, aggregate: AggregateType, in
   }
   const keyParams = keyParameters(aggregate.type, aggregate.key, input.aggregateId);
   const rows = prepareRows(aggregate, input.events, baseMetadata);
+  // An id already in the log (a retry after an unclear commit) would stop the listener on the unique event id.
+  const known = await sql.query<{ event_id: string }>(`SELECT event_id::text FROM ${tables.events} WHERE event_id = ANY($1::uuid[])`, [rows.map((r) => r.eventId)]);
+  if (known.length > 0) {
+    throw new ValidationError(`event ${known[0]!.event_id} is already in the event log: give a retried event a new id, or treat it as recorded`, { path: 'events[].eventId' });
+  }
   const key = canonicalKeySql(aggregate.key, aggregate.key.map((_, i) => `$${8 + i}::text`));
   const staged = await sql.query<{ aggregate_id: string }>(
     `INSERT INTO ${tables.stagedEvents} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, metadata, occurred_at)

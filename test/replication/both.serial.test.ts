@@ -102,6 +102,10 @@ describe('capture "both"', () => {
       expect(found[1]!.source_xid).toBe(xid);
       const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.staged_events`);
       expect(rows[0].n).toBe(0);
+      // Staging an id that is already in the log (a retry after an unclear commit) is refused.
+      await expect(
+        hs.append(db.pool, { aggregateType: 'account', aggregateId: 1, events: [{ type: 'account.credited', payload: { amount: 5 }, eventId: result.eventIds[0] }] }),
+      ).rejects.toThrow(`event ${result.eventIds[0]} is already in the event log`);
     } finally {
       await stop();
     }

@@ -59,6 +59,17 @@ describe('replication commands refuse clearly and write nothing', () => {
     await db.pool.query(`UPDATE keyless SET v = 1`); // still works: nothing was published
   });
 
+  test('setup refuses a key declared with another type than the column has', async () => {
+    await db.pool.query(`CREATE TABLE loose_keys (id numeric PRIMARY KEY, v int)`);
+    const config = await writeConfig('loose-keys', {
+      replication: { slot: 'hs_cli_never_created', publication: 'hs_cli_pub' },
+      aggregates: [{ type: 'loose', table: 'loose_keys', key: { column: 'id', type: 'numeric(10,2)' }, capture: 'listener' }],
+    });
+    const result = await runCli(['replication', 'setup', '--config', config, '--database-url', db.url]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/key column "id" is numeric but the config declares numeric\(10,2\), so ids from row changes and from the app could differ\. Fix: declare the key as numeric/);
+  });
+
   test('status exits 1 when the slot is missing, saying a re-backfill and verify are needed', async () => {
     const config = await writeConfig('status', listenerConfig('accounts'));
     const result = await runCli(['replication', 'status', '--config', config, '--database-url', db.url]);
