@@ -141,12 +141,14 @@ describe('listener crash safety', () => {
     const stop = { done: false };
     const writers = [writeUntil(stop, 0), writeUntil(stop, 1), topUpUntil(stop)];
     const fired: string[] = [];
-    for (let cycle = 0; cycle < 10; cycle++) {
+    // At least 10 kills, and on until each failpoint has fired (at most 24 cycles).
+    let kills = 0;
+    for (let cycle = 0; cycle < 24 && (kills < 10 || !fired.includes('committed-unacknowledged') || !fired.includes('buffering')); cycle++) {
       // Alternate the failpoints; a failpoint that does not fire in time is replaced by an outside kill.
-      const point = cycle % 2 === 0 ? 'committed-unacknowledged:0.3' : 'buffering:0.02';
+      const point = cycle % 2 === 0 ? 'committed-unacknowledged:0.3' : 'buffering:0.05';
       const { child, exited } = spawnListener(point);
       // A restarted listener first skips what it had already appended, so give the commit failpoint longer.
-      const window = cycle % 2 === 0 ? 2000 + Math.random() * 2000 : 500 + Math.random() * 1000;
+      const window = cycle % 2 === 0 ? 2000 + Math.random() * 2000 : 500 + Math.random() * 1500;
       const outcome = await Promise.race([exited, sleep(window).then(() => undefined)]);
       if (!outcome) {
         child.kill('SIGKILL');
@@ -156,6 +158,7 @@ describe('listener crash safety', () => {
         const match = /failpoint ([a-z-]+)/.exec(outcome.stderr);
         if (match) fired.push(match[1]!);
       }
+      kills += 1;
     }
     stop.done = true;
     const transactions = (await Promise.all(writers)).reduce((a, b) => a + b, 0);
