@@ -51,7 +51,7 @@ export type Command =
       leaseTtlMs: number | undefined;
       batchSize: number | undefined;
     }
-  | { name: 'replication'; action: 'setup' | 'status' | 'teardown'; lockTimeoutMs: number | undefined; maxLagBytes: number | undefined; yes: boolean; force: boolean }
+  | { name: 'replication'; action: 'setup' | 'status' | 'teardown'; lockTimeoutMs: number | undefined; maxLagBytes: number | undefined; maxLagSeconds: number | undefined; yes: boolean; force: boolean }
   | { name: 'backfill'; aggregateType: string | undefined; batchSize: number | undefined; slotWaitMs: number | undefined }
   | { name: 'listen'; groupMs: number | undefined; heartbeatMs: number | undefined }
   | { name: 'demo' };
@@ -145,6 +145,7 @@ function describeCli(args: string[]): Argv {
         .positional('action', { choices: ['setup', 'status', 'teardown'] as const, describe: 'setup: check and create; status: exit 1 when the slot is missing or lost, or lags too far; teardown: drop slot and publication' })
         .option('lock-timeout', { type: 'string', describe: 'setup: seconds its DDL on live tables may wait for locks (default 5)' })
         .option('max-lag-bytes', { type: 'string', describe: 'status: exit 1 when the slot lags more than this many bytes of WAL' })
+        .option('max-lag-seconds', { type: 'string', describe: 'status: exit 1 when a staged app event (capture "both") has waited longer than this' })
         .option('yes', { type: 'boolean', default: false, describe: 'teardown: confirm' })
         .option('force', { type: 'boolean', default: false, describe: 'teardown: even while staged app events wait (they are lost)' })
         .example('$0 replication setup', '')
@@ -279,6 +280,7 @@ function toCommand(argv: Record<string, unknown>): Command {
         action: argv.action as 'setup' | 'status' | 'teardown',
         lockTimeoutMs: text('lock-timeout') === undefined ? undefined : positiveNumber(required('lock-timeout'), '--lock-timeout') * 1000,
         maxLagBytes: text('max-lag-bytes') === undefined ? undefined : wholeNumber(required('max-lag-bytes'), '--max-lag-bytes'),
+        maxLagSeconds: text('max-lag-seconds') === undefined ? undefined : positiveNumber(required('max-lag-seconds'), '--max-lag-seconds'),
         yes: Boolean(argv.yes),
         force: Boolean(argv.force),
       };

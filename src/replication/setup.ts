@@ -201,6 +201,8 @@ export interface ReplicationStatus {
   retainedWalBytes: number | null;
   walStatus: string | null;
   pendingBaselines: string[];
+  /** Capture "both": app events staged but not yet in the stream, and how long the oldest has waited (the listener's lag for app events). */
+  staged: { waiting: number; oldestSeconds: number | null };
   /** Row changes whose mapped event failed its schema and were recorded as generic events: in the last 24 hours, and ever. */
   mappingFallbacks: { lastDay: number; total: number };
 }
@@ -221,6 +223,9 @@ export async function replicationStatus(sql: Sql, config: ResolvedConfig): Promi
     [slot],
   );
   const pending = await sql.query<{ type: string }>(`SELECT aggregate_type AS type FROM ${tables.baselines} WHERE status = 'pending' ORDER BY 1`);
+  const [staged] = await sql.query<{ waiting: string; oldest: string | null }>(
+    `SELECT count(*)::text AS waiting, extract(epoch FROM now() - min(staged_at))::text AS oldest FROM ${tables.stagedEvents}`,
+  );
   const [fallbacks] = await sql.query<{ day: string; total: string }>(
     `SELECT count(*) FILTER (WHERE recorded_at > now() - interval '24 hours')::text AS day, count(*)::text AS total
      FROM ${tables.events} WHERE (metadata->>'mapping_error') IS NOT NULL`,
@@ -236,6 +241,7 @@ export async function replicationStatus(sql: Sql, config: ResolvedConfig): Promi
     retainedWalBytes: row?.retained == null ? null : Number(row.retained),
     walStatus: row?.wal_status ?? null,
     pendingBaselines: pending.map((p) => p.type),
+    staged: { waiting: Number(staged!.waiting), oldestSeconds: staged!.oldest === null ? null : Number(staged!.oldest) },
     mappingFallbacks: { lastDay: Number(fallbacks!.day), total: Number(fallbacks!.total) },
   };
 }

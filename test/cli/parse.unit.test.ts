@@ -135,10 +135,15 @@ describe('replication, backfill and listen', () => {
       action: 'setup',
       lockTimeoutMs: 2000,
       maxLagBytes: undefined,
+      maxLagSeconds: undefined,
       yes: false,
       force: false,
     });
-    expect((await command(['replication', 'status', '--max-lag-bytes', '1048576'])).command).toMatchObject({ action: 'status', maxLagBytes: 1048576 });
+    expect((await command(['replication', 'status', '--max-lag-bytes', '1048576', '--max-lag-seconds', '30'])).command).toMatchObject({
+      action: 'status',
+      maxLagBytes: 1048576,
+      maxLagSeconds: 30,
+    });
     expect((await command(['replication', 'teardown', '--yes'])).command).toMatchObject({ action: 'teardown', yes: true });
     expect(await usageError(['replication', 'start'])).toMatch(/Invalid values|Choices/);
     expect(await usageError(['replication', 'status', '--max-lag-bytes', '1e6'])).toMatch(/--max-lag-bytes must be a whole number/);

@@ -5,7 +5,8 @@ import { defineEvent } from '../../src/events/defineEvent.js';
 import { createHindsight, type Hindsight } from '../../src/hindsight.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';
-import { setupReplication } from '../../src/replication/setup.js';
+import { replicationStatus, setupReplication } from '../../src/replication/setup.js';
+import { toSql } from '../../src/db/queryable.js';
 import { migrate } from '../../src/store/migrate.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { teardownEventually } from '../helpers/replication.js';
@@ -151,6 +152,9 @@ describe('capture "both"', () => {
       return tx.record('account', 1, 'account.credited', { amount: 12 });
     });
     await expect(hs.waitForAppended(db.pool, staged.eventIds, { timeoutMs: 300 })).rejects.toThrow(/1 of 1 staged events were not appended within 300 ms: is the listener running/);
+    const waiting = await replicationStatus(toSql(db.pool), hs.config);
+    expect(waiting.staged.waiting).toBe(1);
+    expect(waiting.staged.oldestSeconds).toBeGreaterThanOrEqual(0.3);
     const stop = startListener();
     try {
       await hs.waitForAppended(db.pool, staged.eventIds, { timeoutMs: 10_000 });

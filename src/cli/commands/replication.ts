@@ -42,15 +42,19 @@ function statusLines(s: ReplicationStatus): string[] {
     `  confirmed ${s.confirmedLsn ?? '-'}, listener checkpoint ${s.checkpointLsn ?? '-'}${s.checkpointAgeSeconds === null ? '' : ` (written ${s.checkpointAgeSeconds.toFixed(0)} s ago)`}`,
     `  lag ${mb(s.lagBytes)}, WAL retained ${mb(s.retainedWalBytes)}, wal_status ${s.walStatus ?? '-'}`,
     `  baselines pending: ${s.pendingBaselines.length === 0 ? 'none' : s.pendingBaselines.join(', ')}`,
+    `  staged app events waiting: ${s.staged.waiting}${s.staged.oldestSeconds === null ? '' : `, the oldest for ${s.staged.oldestSeconds.toFixed(1)} s`}`,
     `  mapped events that fell back to generic: ${s.mappingFallbacks.lastDay} in the last 24 hours, ${s.mappingFallbacks.total} in all`,
   ];
 }
 
-function statusProblems(s: ReplicationStatus, limits: { maxLagBytes: number | undefined }): string[] {
+function statusProblems(s: ReplicationStatus, limits: { maxLagBytes: number | undefined; maxLagSeconds: number | undefined }): string[] {
   const problems: string[] = [];
   if (s.health !== 'ok') problems.push(`the slot is ${s.health}: re-backfill and verify required`);
   if (s.mappingFallbacks.lastDay > 0) {
     problems.push(`${s.mappingFallbacks.lastDay} row changes in the last 24 hours did not fit their mapped event and were recorded as generic events (metadata.mapping_error says why)`);
+  }
+  if (limits.maxLagSeconds !== undefined && s.staged.oldestSeconds !== null && s.staged.oldestSeconds > limits.maxLagSeconds) {
+    problems.push(`a staged app event has waited ${s.staged.oldestSeconds.toFixed(1)} s, over --max-lag-seconds ${limits.maxLagSeconds}: is the listener running?`);
   }
   if (limits.maxLagBytes !== undefined && s.lagBytes !== null && s.lagBytes > limits.maxLagBytes) {
     problems.push(`lag ${s.lagBytes} bytes is over --max-lag-bytes ${limits.maxLagBytes}`);
