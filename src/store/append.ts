@@ -154,36 +154,28 @@ async function stage(sql: Sql, tables: StoreTables, aggregate: AggregateType, in
   const keyParams = keyParameters(aggregate.type, aggregate.key, input.aggregateId);
   const rows = prepareRows(aggregate, input.events, baseMetadata);
   const key = canonicalKeySql(aggregate.key, aggregate.key.map((_, i) => `$${8 + i}::text`));
-  // One statement: nothing is staged before the type's baseline exists, and an id already in
-  // the log (a retry after an unclear commit) is refused: the listener could not append it.
-  const [outcome] = await sql.query<{ ready: boolean; known: string | null; aggregate_id: string | null }>(
-    `WITH input AS (
-       SELECT s.* FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
-         AS s(event_id, event_type, schema_version, payload, metadata, occurred_at, n)
-     ),
-     checks AS (
-       SELECT EXISTS (SELECT 1 FROM ${tables.baselines} b JOIN ${tables.replicationState} r ON r.slot_name = b.slot_name
-                      WHERE b.aggregate_type = $1::text AND b.status = 'done') AS ready,
-              (SELECT e.event_id::text FROM ${tables.events} e JOIN input i ON e.event_id = i.event_id::uuid LIMIT 1) AS known
-     ),
-     staged AS (
-       INSERT INTO ${tables.stagedEvents} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, metadata, occurred_at)
-       SELECT i.event_id::uuid, $1::text, ${key}, i.event_type, i.schema_version, i.payload::jsonb, i.metadata::jsonb, coalesce(i.occurred_at::timestamptz, now())
-       FROM input i, checks c WHERE c.ready AND c.known IS NULL
-       ORDER BY i.n
-       RETURNING aggregate_id
-     )
-     SELECT c.ready, c.known, (SELECT min(aggregate_id) FROM staged) AS aggregate_id FROM checks c`,
+  // One INSERT in the common case. Nothing is staged before the type's baseline exists,
+  // and an id already in the log (a retry after an unclear commit) is refused: the listener
+  // could not append it. When nothing was staged, a second query says which it was.
+  const staged = await sql.query<{ aggregate_id: string }>(
+    `INSERT INTO ${tables.stagedEvents} (event_id, aggregate_type, aggregate_id, event_type, schema_version, payload, metadata, occurred_at)
+     SELECT s.event_id::uuid, $1::text, ${key}, s.event_type, s.schema_version, s.payload::jsonb, s.metadata::jsonb, coalesce(s.occurred_at::timestamptz, now())
+     FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS s(event_id, event_type, schema_version, payload, metadata, occurred_at, n)
+     WHERE EXISTS (SELECT 1 FROM ${tables.baselines} b JOIN ${tables.replicationState} r ON r.slot_name = b.slot_name WHERE b.aggregate_type = $1::text AND b.status = 'done')
+       AND NOT EXISTS (SELECT 1 FROM ${tables.events} e WHERE e.event_id = ANY($2::text[]::uuid[]))
+     ORDER BY s.n
+     RETURNING aggregate_id`,
     [aggregate.type, ...rowArrays(rows).slice(0, 6), ...keyParams], // the first six: id, type, version, payload, metadata, time
   );
-  if (!outcome!.ready) {
+  if (staged.length === 0) {
+    const [known] = await sql.query<{ event_id: string }>(`SELECT event_id::text FROM ${tables.events} WHERE event_id = ANY($1::uuid[]) LIMIT 1`, [rows.map((r) => r.eventId)]);
+    if (known) {
+      throw new ValidationError(`event ${known.event_id} is already in the event log: give a retried event a new id, or treat it as recorded`, { path: 'events[].eventId' });
+    }
     throw new ValidationError(
       `aggregate type ${aggregate.type} has capture "both" but its listener slot and baseline do not exist yet: run "hindsight replication setup" and "hindsight backfill" before switching the wrappers on`,
       { path: 'aggregateType' },
     );
   }
-  if (outcome!.known) {
-    throw new ValidationError(`event ${outcome!.known} is already in the event log: give a retried event a new id, or treat it as recorded`, { path: 'events[].eventId' });
-  }
-  return { aggregateType: aggregate.type, aggregateId: outcome!.aggregate_id!, eventIds: rows.map((r) => r.eventId), sequences: [], version: undefined, staged: true };
+  return { aggregateType: aggregate.type, aggregateId: staged[0]!.aggregate_id, eventIds: rows.map((r) => r.eventId), sequences: [], version: undefined, staged: true };
 }
