@@ -12,6 +12,7 @@ import { migrations } from '../../migrations/index.js';
 const SHIPPED: Record<string, string> = {
   '0001_event_store.ts': 'd71c3dea35c62d117f4a6dda83b8fafaac996a289f15d66c60562257a82b891a',
   '0002_projections.ts': 'cb5892d71203c32e5d87cdf4f35f2bf6da3f2e402da6c86e13f37a13809e923e',
+  '0003_replication.ts': 'c1e47d852cd4e6097a4ffff5130e8cb62843ce359850b68308c3d4f70ee80d2c',
 };
 
 const folder = path.resolve(import.meta.dirname, '../../migrations');
