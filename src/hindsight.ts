@@ -1,9 +1,9 @@
-import { waitForAppended } from './capture/waitForAppended.js';
-import { recordContext } from './capture/recordContext.js';
 import pg from 'pg';
 import { ensureReadModelTables } from './readmodel/ensureTables.js';
 import type { EnsureResult } from './readmodel/ensureTable.js';
 import { contextToMetadata, currentContext, withContext, type CaptureContext } from './capture/context.js';
+import { recordContext } from './capture/recordContext.js';
+import { waitForAppended } from './capture/waitForAppended.js';
 import type { Recorder } from './capture/recorder.js';
 import { runInTransaction, type IsolationLevel, type TransactionSource } from './capture/runInTransaction.js';
 import { wrapServiceFunction, type ServiceFunction, type WrapOptions } from './capture/wrap.js';

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { toSql } from '../db/queryable.js';
+import { inTransaction } from '../db/transaction.js';
 import type { ReadModel } from './declaration.js';
 import type { StoreTables } from '../store/tables.js';
 import { ensureReadModelTable, type EnsureResult } from './ensureTable.js';
@@ -11,17 +12,9 @@ import { ensureReadModelTable, type EnsureResult } from './ensureTable.js';
 export async function ensureReadModelTables(pool: pg.Pool, tables: StoreTables, models: readonly ReadModel[]): Promise<Map<string, EnsureResult>> {
   const results = new Map<string, EnsureResult>();
   if (models.length === 0) return results;
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('hindsight.read-model-ddl'))`);
     for (const model of models) results.set(model.name, await ensureReadModelTable(toSql(client), tables, model));
-    await client.query('COMMIT');
     return results;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

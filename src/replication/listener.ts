@@ -4,6 +4,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
 import { toSql, type Sql } from '../db/queryable.js';
+import { inTransaction } from '../db/transaction.js';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { DatabaseError } from '../errors.js';
 import { appendMany, type ManyRow } from '../store/appendMany.js';
@@ -146,7 +147,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
       groupChanges = 0;
       if (writing.length === 0) return;
       const last = writing[writing.length - 1]!;
-      const result = await appendGroup(pool, tables, slot, { byTable, stagingOid, aggregates: config.aggregates }, writing, checkpoint);
+      const result = await appendGroup(pool, tables, slot, { byTable, aggregates: config.aggregates }, writing, checkpoint);
       checkpoint = last.commitLsn;
       unflushed.push({ wal: result.wal, source: last.commitLsn });
       options.failpoint?.('committed-unacknowledged');
@@ -312,17 +313,16 @@ class TextPgoutput {
 async function readyCheckpoint(sql: Sql, tables: StoreTables, slot: string, signal: AbortSignal | undefined, log: (line: string) => void): Promise<bigint> {
   let said = false;
   for (;;) {
-    const [state] = await sql.query<{ checkpoint_lsn: string; pending: string }>(
-      `SELECT s.checkpoint_lsn::text AS checkpoint_lsn,
-              (SELECT count(*) FROM ${tables.baselines} b WHERE b.slot_name = s.slot_name AND b.status = 'pending')::text AS pending
-       FROM ${tables.replicationState} s WHERE s.slot_name = $1::text`,
+    // One query: this slot's checkpoint (none before its first backfill commits) and its pending baselines.
+    const [state] = await sql.query<{ checkpoint_lsn: string | null; pending: string }>(
+      `SELECT (SELECT checkpoint_lsn::text FROM ${tables.replicationState} WHERE slot_name = $1::text) AS checkpoint_lsn,
+              (SELECT count(*) FROM ${tables.baselines} WHERE slot_name = $1::text AND status = 'pending')::text AS pending`,
       [slot],
     );
-    const pending = await sql.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${tables.baselines} WHERE status = 'pending'`);
-    if (!state && pending[0]!.n === '0') {
+    if (state!.pending === '0') {
+      if (state!.checkpoint_lsn !== null) return parseLsn(state!.checkpoint_lsn);
       throw new DatabaseError(`the slot ${slot} has not been created by a backfill yet: run "hindsight replication setup", then "hindsight backfill"`);
     }
-    if (state && state.pending === '0' && pending[0]!.n === '0') return parseLsn(state.checkpoint_lsn);
     if (!said) log('a baseline backfill is in progress: holding the stream until it commits');
     said = true;
     if (signal?.aborted) return 0n;
@@ -335,125 +335,122 @@ async function appendGroup(
   pool: pg.Pool,
   tables: StoreTables,
   slot: string,
-  source: { byTable: ReadonlyMap<number, AggregateType>; stagingOid: number | undefined; aggregates: ReadonlyMap<string, AggregateType> },
+  source: { byTable: ReadonlyMap<number, AggregateType>; aggregates: ReadonlyMap<string, AggregateType> },
   group: readonly SourceTransaction[],
   checkpoint: bigint,
 ): Promise<{ events: number; wal: bigint }> {
-  const client = await pool.connect();
-  const sql = toSql(client);
-  let events = 0;
   try {
-    await client.query('BEGIN');
-    // Visible at once; the slot is acknowledged only after the WAL is flushed past this commit.
-    await client.query('SET LOCAL synchronous_commit = off');
-    const [state] = await sql.query<{ checkpoint_lsn: string; next_xid: string }>(
-      `SELECT checkpoint_lsn::text AS checkpoint_lsn, pg_current_xact_id()::text AS next_xid
-       FROM ${tables.replicationState} WHERE slot_name = $1::text FOR UPDATE`,
-      [slot],
-    );
-    if (!state) throw new DatabaseError(`the replication state of slot ${slot} is gone (was it torn down?)`);
-    const durable = parseLsn(state.checkpoint_lsn);
-    if (durable !== checkpoint) {
-      throw new DatabaseError(`the checkpoint of slot ${slot} moved from ${formatLsn(checkpoint)} to ${formatLsn(durable)} under this listener: is another listener writing?`);
-    }
-    const nextXid = BigInt(state.next_xid);
-    // Events go out in slices of one statement each, per aggregate type, in stream order.
-    let slice: { aggregate: AggregateType; rows: ManyRow[] } | undefined;
-    const flush = async () => {
-      if (slice) await appendMany(sql, tables, slice.aggregate, slice.rows);
-      slice = undefined;
-    };
-    const push = async (aggregate: AggregateType, row: ManyRow) => {
-      if (slice && (slice.aggregate !== aggregate || slice.rows.length >= SLICE_EVENTS)) await flush();
-      slice ??= { aggregate, rows: [] };
-      slice.rows.push(row);
-      events += 1;
-    };
-    const stagedIds: string[] = [];
-    for (const transaction of group) {
-      const sourceXid = widenXid(transaction.xid, nextXid).toString();
-      const occurredAt = pgTimestampToIso(transaction.commitTime);
-      const commitLsn = formatLsn(transaction.commitLsn);
-      // Staged app events (capture "both") stand for their aggregates' row changes in this transaction.
-      const staged = new Map<number, StagedEvent>();
-      const covered = new Set<string>();
-      for (const [index, change] of transaction.changes.entries()) {
-        if (!('staged' in change)) continue;
-        const event = stagedEvent(change.relation, decodePgoutput(change.staged), source.aggregates);
-        staged.set(index, event);
-        covered.add(`${event.aggregate.type}\u0000${event.aggregateId}`);
+    const events = await inTransaction(pool, async (client) => {
+      const sql = toSql(client);
+      let events = 0;
+      // Visible at once; the slot is acknowledged only after the WAL is flushed past this commit.
+      await client.query('SET LOCAL synchronous_commit = off');
+      const [state] = await sql.query<{ checkpoint_lsn: string; next_xid: string }>(
+        `SELECT checkpoint_lsn::text AS checkpoint_lsn, pg_current_xact_id()::text AS next_xid
+         FROM ${tables.replicationState} WHERE slot_name = $1::text FOR UPDATE`,
+        [slot],
+      );
+      if (!state) throw new DatabaseError(`the replication state of slot ${slot} is gone (was it torn down?)`);
+      const durable = parseLsn(state.checkpoint_lsn);
+      if (durable !== checkpoint) {
+        throw new DatabaseError(`the checkpoint of slot ${slot} moved from ${formatLsn(checkpoint)} to ${formatLsn(durable)} under this listener: is another listener writing?`);
       }
-      if (staged.size > 0) {
-        // A staged id already appended (staged again after its row was deleted) is the same event: not appended twice.
-        const ids = [...staged.values()].map((e) => e.eventId);
-        const present = await sql.query<{ event_id: string }>(`SELECT event_id::text FROM ${tables.events} WHERE event_id = ANY($1::uuid[])`, [ids]);
-        for (const { event_id: id } of present) {
-          for (const [index, event] of staged) if (event.eventId === id) staged.set(index, { ...event, alreadyAppended: true });
+      const nextXid = BigInt(state.next_xid);
+      // Events go out in slices of one statement each, per aggregate type, in stream order.
+      let slice: { aggregate: AggregateType; rows: ManyRow[] } | undefined;
+      const flush = async () => {
+        if (slice) await appendMany(sql, tables, slice.aggregate, slice.rows);
+        slice = undefined;
+      };
+      const push = async (aggregate: AggregateType, row: ManyRow) => {
+        if (slice && (slice.aggregate !== aggregate || slice.rows.length >= SLICE_EVENTS)) await flush();
+        slice ??= { aggregate, rows: [] };
+        slice.rows.push(row);
+        events += 1;
+      };
+      const stagedIds: string[] = [];
+      for (const transaction of group) {
+        const sourceXid = widenXid(transaction.xid, nextXid).toString();
+        const occurredAt = pgTimestampToIso(transaction.commitTime);
+        const commitLsn = formatLsn(transaction.commitLsn);
+        // Staged app events (capture "both") stand for their aggregates' row changes in this transaction.
+        const staged = new Map<number, StagedEvent>();
+        const covered = new Set<string>();
+        for (const [index, change] of transaction.changes.entries()) {
+          if (!('staged' in change)) continue;
+          const event = stagedEvent(change.relation, decodePgoutput(change.staged), source.aggregates);
+          staged.set(index, event);
+          covered.add(`${event.aggregate.type}\u0000${event.aggregateId}`);
+        }
+        if (staged.size > 0) {
+          // A staged id already appended (staged again after its row was deleted) is the same event: not appended twice.
+          const ids = [...staged.values()].map((e) => e.eventId);
+          const present = await sql.query<{ event_id: string }>(`SELECT event_id::text FROM ${tables.events} WHERE event_id = ANY($1::uuid[])`, [ids]);
+          for (const { event_id: id } of present) {
+            for (const [index, event] of staged) if (event.eventId === id) staged.set(index, { ...event, alreadyAppended: true });
+          }
+        }
+        let ordinal = 0;
+        for (const [index, change] of transaction.changes.entries()) {
+          const event = staged.get(index);
+          if (event?.alreadyAppended) {
+            stagedIds.push(event.eventId);
+            continue;
+          }
+          if (event) {
+            await push(event.aggregate, {
+              key: event.aggregate.key.length === 1 ? [event.aggregateId] : (JSON.parse(event.aggregateId) as string[]),
+              eventId: event.eventId,
+              type: event.type,
+              schemaVersion: event.schemaVersion,
+              payload: event.payload,
+              metadata: event.metadata,
+              occurredAt: event.occurredAt,
+              source: 'app',
+              sourceCommitLsn: commitLsn,
+              sourceOrdinal: ordinal++,
+              sourceXid: event.transactionId,
+            });
+            stagedIds.push(event.eventId);
+            continue;
+          }
+          if ('staged' in change) continue;
+          const metadata = contextAt(transaction, index);
+          const aggregate = source.byTable.get(change.relation.oid)!;
+          if ('truncate' in change) await flush(); // it reads the heads the slice would move
+          const changeEvents = 'truncate' in change ? await truncateEvents(sql, tables, aggregate) : rowEvents(aggregate, change.relation, toRowChange(decodePgoutput(change.raw)));
+          for (const event of changeEvents) {
+            if (aggregate.capture === 'both' && covered.has(`${aggregate.type}\u0000${canonicalFromText(event.key)}`)) continue; // the app's events say it
+            await push(aggregate, {
+              key: event.key,
+              eventId: randomUUID(),
+              type: event.type,
+              schemaVersion: aggregate.events.get(event.type)?.version ?? 1,
+              payload: JSON.stringify(event.payload),
+              metadata: event.metadata ? JSON.stringify({ ...(JSON.parse(metadata) as object), ...event.metadata }) : metadata,
+              occurredAt,
+              source: 'replication',
+              sourceCommitLsn: commitLsn,
+              sourceOrdinal: ordinal++,
+              sourceXid,
+            });
+          }
         }
       }
-      let ordinal = 0;
-      for (const [index, change] of transaction.changes.entries()) {
-        const event = staged.get(index);
-        if (event?.alreadyAppended) {
-          stagedIds.push(event.eventId);
-          continue;
-        }
-        if (event) {
-          await push(event.aggregate, {
-            key: event.aggregate.key.length === 1 ? [event.aggregateId] : (JSON.parse(event.aggregateId) as string[]),
-            eventId: event.eventId,
-            type: event.type,
-            schemaVersion: event.schemaVersion,
-            payload: event.payload,
-            metadata: event.metadata,
-            occurredAt: event.occurredAt,
-            source: 'app',
-            sourceCommitLsn: commitLsn,
-            sourceOrdinal: ordinal++,
-            sourceXid: event.transactionId,
-          });
-          stagedIds.push(event.eventId);
-          continue;
-        }
-        if ('staged' in change) continue;
-        const metadata = contextAt(transaction, index);
-        const aggregate = source.byTable.get(change.relation.oid)!;
-        if ('truncate' in change) await flush(); // it reads the heads the slice would move
-        const changeEvents = 'truncate' in change ? await truncateEvents(sql, tables, aggregate) : rowEvents(aggregate, change.relation, toRowChange(decodePgoutput(change.raw)));
-        for (const event of changeEvents) {
-          if (aggregate.capture === 'both' && covered.has(`${aggregate.type}\u0000${canonicalFromText(event.key)}`)) continue; // the app's events say it
-          await push(aggregate, {
-            key: event.key,
-            eventId: randomUUID(),
-            type: event.type,
-            schemaVersion: aggregate.events.get(event.type)?.version ?? 1,
-            payload: JSON.stringify(event.payload),
-            metadata: event.metadata ? JSON.stringify({ ...(JSON.parse(metadata) as object), ...event.metadata }) : metadata,
-            occurredAt,
-            source: 'replication',
-            sourceCommitLsn: commitLsn,
-            sourceOrdinal: ordinal++,
-            sourceXid,
-          });
-        }
-      }
-    }
-    await flush();
-    if (stagedIds.length > 0) await sql.query(`DELETE FROM ${tables.stagedEvents} WHERE event_id = ANY($1::uuid[])`, [stagedIds]);
-    await sql.query(`UPDATE ${tables.replicationState} SET checkpoint_lsn = $2::pg_lsn, updated_at = now() WHERE slot_name = $1::text`, [
-      slot,
-      formatLsn(group[group.length - 1]!.commitLsn),
-    ]);
-    await client.query('COMMIT');
-    // At or past this commit's WAL record: once flushed up to here, the group is durable.
-    const wal = (await sql.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`))[0]!.lsn;
+      await flush();
+      if (stagedIds.length > 0) await sql.query(`DELETE FROM ${tables.stagedEvents} WHERE event_id = ANY($1::uuid[])`, [stagedIds]);
+      await sql.query(`UPDATE ${tables.replicationState} SET checkpoint_lsn = $2::pg_lsn, updated_at = now() WHERE slot_name = $1::text`, [
+        slot,
+        formatLsn(group[group.length - 1]!.commitLsn),
+      ]);
+      return events;
+    });
+    // At or past this group's commit record (WAL positions are cluster-wide): once flushed up to here, the group is durable.
+    const wal = (await toSql(pool).query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`))[0]!.lsn;
     return { events, wal: parseLsn(wal) };
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
     const first = group[0]!;
     throw describeDatabaseError(error, `append the events of source transaction ${first.xid} (commit ${formatLsn(first.commitLsn)})`);
-  } finally {
-    client.release();
   }
 }
 

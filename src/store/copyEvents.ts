@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { EventMetadata, EventSource, ProjectedEvent } from '../types.js';
+import type { ProjectedEvent } from '../types.js';
 import { copyOut } from '../db/copy.js';
-import { epochToIso } from './eventRow.js';
+import { FOLD_COLUMN_COUNT, foldColumns, toProjectedEvent } from './eventRow.js';
 import type { GlobalCheckpoint } from './readAll.js';
 import type { StoreTables } from './tables.js';
 
@@ -17,8 +17,9 @@ export interface CopiedEvent extends ProjectedEvent {
   transactionId: string;
 }
 
-const COLUMNS = `e.transaction_id, e.global_position, e.event_id, e.aggregate_id, e.sequence, e.event_type, e.schema_version,
-  e.payload, e.metadata, e.source, extract(epoch FROM e.occurred_at)`;
+/** The fold's columns (as text: COPY prints every value as text) and the transaction id last. */
+const COLUMNS = `${foldColumns(true)}, e.transaction_id`;
+const FIELDS = FOLD_COLUMN_COUNT + 1;
 
 /**
  * Streams up to `limit` events of `aggregateType` after `after`, below the snapshot's
@@ -49,7 +50,7 @@ export async function copyEvents(
                AND e.aggregate_type = current_setting('hindsight.copy_type')
              ORDER BY e.transaction_id, e.global_position
              LIMIT current_setting('hindsight.copy_limit')::int) TO STDOUT`,
-      (chunk) => onEvent(parseRow(chunk, aggregateType)),
+      (chunk) => onEvent(parseRow(chunk)),
     );
     await client.query('COMMIT');
     return rows;
@@ -59,25 +60,12 @@ export async function copyEvents(
   }
 }
 
-const FIELDS = 11;
-
-/** One CopyData message (a row in text format) as an event. */
-function parseRow(chunk: Buffer, aggregateType: string): CopiedEvent {
-  const f = splitRow(chunk);
-  return {
-    transactionId: f[0]!,
-    globalPosition: Number(f[1]),
-    eventId: f[2]!,
-    aggregateType,
-    aggregateId: f[3]!,
-    sequence: Number(f[4]),
-    type: f[5]!,
-    schemaVersion: Number(f[6]),
-    payload: JSON.parse(f[7]!) as unknown,
-    metadata: JSON.parse(f[8]!) as EventMetadata,
-    source: f[9] as EventSource,
-    occurredAt: epochToIso(f[10]!),
-  };
+/** One CopyData message (a row in text format) as an event: the fold's row, plus the transaction id. */
+function parseRow(chunk: Buffer): CopiedEvent {
+  const fields = splitRow(chunk);
+  const event = toProjectedEvent(fields) as CopiedEvent;
+  event.transactionId = fields[FOLD_COLUMN_COUNT]!;
+  return event;
 }
 
 /**
