@@ -1,3 +1,6 @@
+import type pg from 'pg';
+import { copyOut } from './copy.js';
+
 /**
  * hindsight runs its SQL on whatever the caller holds: a node-postgres Client, PoolClient
  * or Pool, or a knex instance or transaction. Both are described structurally, so the
@@ -43,6 +46,13 @@ export interface Sql {
   readonly rawText: boolean;
   /** Rows as arrays in column order, for reads of many rows. Text only where rawText (else cast in the SQL). */
   rows(text: string, values?: readonly unknown[]): Promise<Array<Array<string | null>>>;
+  /**
+   * Present only on a node-postgres Pool: runs `text` (a SELECT with `$n` parameters, each
+   * cast in the SQL) as `COPY (...) TO STDOUT` on a client of its own and hands each row,
+   * in COPY's text format, to `onRow`. Several times faster than `rows` for thousands of
+   * rows; not offered on a caller's client, which may be inside the caller's transaction.
+   */
+  copyRows?(text: string, values: readonly string[], onRow: (chunk: Buffer) => void): Promise<number>;
 }
 
 /** Per-query type parsers that leave every value as the server's text: the host app's global parsers do not apply. */
@@ -50,6 +60,16 @@ const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 
 export function isKnex(db: unknown): db is KnexLike {
   return typeof db === 'function' && typeof (db as KnexLike).raw === 'function' && 'client' in (db as object);
+}
+
+/** A node-postgres Pool (as opposed to a Client or PoolClient): it hands out clients of its own. */
+interface PgPoolLike extends PgQueryable {
+  connect(): Promise<pg.PoolClient>;
+  totalCount: number;
+}
+
+function isPool(db: PgQueryable): db is PgPoolLike {
+  return typeof (db as PgPoolLike).connect === 'function' && typeof (db as PgPoolLike).totalCount === 'number';
 }
 
 export function toSql(db: Db): Sql {
@@ -82,7 +102,38 @@ export function toSql(db: Db): Sql {
       const result = await (db as PgQueryable).query({ text, values: [...values], rowMode: 'array', types: RAW_TEXT } as PgQueryConfig);
       return result.rows as Array<Array<string | null>>;
     },
+    copyRows: isPool(db) ? (text, values, onRow) => copyRowsOnPool(db, text, values, onRow) : undefined,
   };
+}
+
+/**
+ * COPY takes no bind parameters, so the values travel through set_config() (which does),
+ * local to a transaction of the pool client's own, and the query reads each `$n` back
+ * with current_setting(). The client goes back to the pool with nothing left set.
+ */
+async function copyRowsOnPool(pool: PgPoolLike, text: string, values: readonly string[], onRow: (chunk: Buffer) => void): Promise<number> {
+  const setting = (n: number) => `hindsight.copy_param_${n}`;
+  const select = text.replace(/\$(\d+)/g, (_, n: string) => {
+    if (Number(n) < 1 || Number(n) > values.length) throw new Error(`internal: $${n} has no value`);
+    return `current_setting('${setting(Number(n))}')`;
+  });
+  const client = await pool.connect();
+  let broken: unknown;
+  try {
+    await client.query('BEGIN READ ONLY');
+    if (values.length > 0) {
+      const sets = values.map((_, i) => `set_config('${setting(i + 1)}', $${i + 1}::text, true)`).join(', ');
+      await client.query({ text: `SELECT ${sets}`, values: [...values] });
+    }
+    const rows = await copyOut(client, `COPY (${select}) TO STDOUT`, onRow);
+    await client.query('COMMIT');
+    return rows;
+  } catch (error) {
+    await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+    throw error;
+  } finally {
+    client.release(broken as Error | undefined);
+  }
 }
 
 /**

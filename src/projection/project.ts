@@ -3,9 +3,9 @@ import type { AggregateRef } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
 import { ValidationError } from '../errors.js';
 import { readHead, sequenceAsOf } from '../store/readAggregate.js';
-import { readAggregateForFold } from '../store/readForFold.js';
+import { forEachAggregateEvent } from '../store/readForFold.js';
 import type { StoreTables } from '../store/tables.js';
-import { foldEvents, initialFold, type Folded } from './fold.js';
+import { foldInto, initialFold, type Folded } from './fold.js';
 import { latestSnapshot } from './snapshots.js';
 
 export interface ProjectAt {
@@ -88,9 +88,7 @@ export async function project(
     };
   }
   const snapshot = at.snapshots === false ? undefined : await latestSnapshot(sql, tables, aggregate, ref, upTo);
-  const start = snapshot ?? initialFold(aggregate);
-  const events = start.version === upTo ? [] : await readAggregateForFold(sql, tables, aggregate, ref, start.version + 1, upTo);
-  const folded = foldEvents(aggregate, events, start);
+  const folded = await foldFromStore(sql, tables, aggregate, ref, snapshot ?? initialFold(aggregate), upTo);
   return { found: true, aggregateId: head.aggregateId, ...folded, latestVersion: head.version, fromSnapshot: snapshot?.version ?? null };
 }
 
@@ -102,8 +100,16 @@ export async function project(
 export async function foldedAt(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef, sequence: number): Promise<Folded> {
   if (sequence === 0) return initialFold(aggregate);
   const start = (await latestSnapshot(sql, tables, aggregate, ref, sequence)) ?? initialFold(aggregate);
-  const events = start.version === sequence ? [] : await readAggregateForFold(sql, tables, aggregate, ref, start.version + 1, sequence);
-  const folded = foldEvents(aggregate, events, start);
+  const folded = await foldFromStore(sql, tables, aggregate, ref, start, sequence);
   if (folded.version !== sequence) throw new Error(`internal: ${aggregate.type} has no events up to ${sequence}`);
+  return folded;
+}
+
+/** `start` folded on with the aggregate's stored events up to `upTo`, each folded as it is read. */
+async function foldFromStore(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef, start: Folded, upTo: number): Promise<Folded> {
+  const folded = { ...start };
+  if (start.version < upTo) {
+    await forEachAggregateEvent(sql, tables, aggregate, ref, start.version + 1, upTo, (event) => foldInto(aggregate, folded, event));
+  }
   return folded;
 }

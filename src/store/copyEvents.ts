@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ProjectedEvent } from '../types.js';
 import { copyOut } from '../db/copy.js';
+import { splitCopyRow } from '../db/copyText.js';
 import { FOLD_COLUMN_COUNT, foldColumns, toProjectedEvent } from './eventRow.js';
 import type { GlobalCheckpoint } from './readAll.js';
 import type { StoreTables } from './tables.js';
@@ -62,47 +63,8 @@ export async function copyEvents(
 
 /** One CopyData message (a row in text format) as an event: the fold's row, plus the transaction id. */
 function parseRow(chunk: Buffer): CopiedEvent {
-  const fields = splitRow(chunk);
+  const fields = splitCopyRow(chunk, FIELDS);
   const event = toProjectedEvent(fields) as CopiedEvent;
   event.transactionId = fields[FOLD_COLUMN_COUNT]!;
   return event;
-}
-
-/**
- * A row's column values: text separated by tabs and ended by a newline, where a backslash
- * escapes tabs, newlines and backslashes inside a value (JSON text can hold them). Scanned
- * with indexOf rather than split: this runs once per event and split costs twice as much.
- */
-function splitRow(chunk: Buffer): string[] {
-  const line = chunk.toString('utf8', 0, chunk[chunk.length - 1] === 10 ? chunk.length - 1 : chunk.length);
-  const fields = new Array<string>(FIELDS);
-  let start = 0;
-  for (let i = 0; i < FIELDS - 1; i++) {
-    const end = line.indexOf('\t', start);
-    if (end === -1) throw new Error(`a COPY row has ${i + 1} columns, expected ${FIELDS}`);
-    fields[i] = line.slice(start, end);
-    start = end + 1;
-  }
-  fields[FIELDS - 1] = line.slice(start);
-  if (chunk.indexOf(92) !== -1) {
-    for (let i = 0; i < FIELDS; i++) if (fields[i]!.includes('\\')) fields[i] = unescapeCopy(fields[i]!);
-  }
-  return fields;
-}
-
-const ESCAPES: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\' };
-
-/** Undoes COPY's text-format escaping of one value. */
-export function unescapeCopy(field: string): string {
-  let out = '';
-  for (let i = 0; i < field.length; i++) {
-    const char = field[i]!;
-    if (char !== '\\' || i === field.length - 1) {
-      out += char;
-      continue;
-    }
-    const next = field[++i]!;
-    out += ESCAPES[next] ?? next;
-  }
-  return out;
 }

@@ -1,5 +1,6 @@
 import type { AggregateType } from '../config/resolve.js';
 import type { AggregateRef } from '../db/canonicalKey.js';
+import { splitCopyRow } from '../db/copyText.js';
 import type { Sql } from '../db/queryable.js';
 import type { ProjectedEvent } from '../types.js';
 import { FOLD_COLUMN_COUNT, foldColumns, toProjectedEvent } from './eventRow.js';
@@ -13,6 +14,13 @@ import type { StoreTables } from './tables.js';
  * produce and parse as the rest.
  */
 
+/**
+ * From this many events on, a read of one aggregate goes through COPY where the handle
+ * offers it (a pool): below it, the extra round trips of COPY's transaction cost more than
+ * node-postgres's row parsing (docs/benchmarks.md, "project one aggregate").
+ */
+export const COPY_READ_FROM_EVENTS = 1000;
+
 /** Sequences from..to (inclusive) of one aggregate. */
 export async function readAggregateForFold(
   sql: Sql,
@@ -22,13 +30,37 @@ export async function readAggregateForFold(
   fromSequence: number,
   toSequence: number,
 ): Promise<ProjectedEvent[]> {
-  const rows = await sql.rows(
-    `SELECT ${foldColumns(sql.rawText)} FROM ${tables.events} e
+  const events: ProjectedEvent[] = [];
+  await forEachAggregateEvent(sql, tables, aggregate, ref, fromSequence, toSequence, (event) => events.push(event));
+  return events;
+}
+
+/**
+ * Sequences from..to (inclusive) of one aggregate, handed to `onEvent` in order as they
+ * arrive (through COPY) rather than collected: a fold that keeps only its state lets each
+ * event be collected young, which for a long history halves the time spent in garbage
+ * collection. A throwing `onEvent` stops the read and rejects with its error.
+ */
+export async function forEachAggregateEvent(
+  sql: Sql,
+  tables: StoreTables,
+  aggregate: AggregateType,
+  ref: AggregateRef,
+  fromSequence: number,
+  toSequence: number,
+  onEvent: (event: ProjectedEvent) => void,
+): Promise<void> {
+  const select = (raw: boolean) =>
+    `SELECT ${foldColumns(raw)} FROM ${tables.events} e
      WHERE e.aggregate_type = $1::text AND e.aggregate_id = ${ref.sql(4)} AND e.sequence BETWEEN $2::bigint AND $3::bigint
-     ORDER BY e.sequence`,
-    [aggregate.type, String(fromSequence), String(toSequence), ...ref.params],
-  );
-  return rows.map(toProjectedEvent);
+     ORDER BY e.sequence`;
+  const values = [aggregate.type, String(fromSequence), String(toSequence), ...ref.params];
+  if (sql.copyRows && toSequence - fromSequence + 1 >= COPY_READ_FROM_EVENTS) {
+    await sql.copyRows(select(true), values, (chunk) => onEvent(toProjectedEvent(splitCopyRow(chunk, FOLD_COLUMN_COUNT))));
+    return;
+  }
+  const rows = await sql.rows(select(sql.rawText), values);
+  for (const row of rows) onEvent(toProjectedEvent(row));
 }
 
 export interface FoldPage {
