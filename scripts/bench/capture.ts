@@ -27,6 +27,9 @@ import { setupReplication, teardownReplication } from '../../src/replication/set
  */
 
 const ACCOUNTS = 100_000;
+/** B alone and B with the updater: this many adjacent pairs of runs of this many seconds. */
+const UPDATER_PAIRS = 16;
+const UPDATER_PAIR_SECONDS = 3;
 
 interface Queryable {
   query(text: string, values?: unknown[]): Promise<unknown>;
@@ -44,6 +47,8 @@ export interface CaptureResult {
   b: Stats;
   c: Stats;
   walPerTx: Record<'a' | 'b' | 'c', number>;
+  /** With `withUpdater`: B again while the read-model updater runs, in pairs with B alone. */
+  updater?: { b: Stats; bWithUpdater: Stats; ratios: number[] };
 }
 
 async function walPosition(pool: pg.Pool): Promise<number> {
@@ -119,32 +124,59 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
     },
   };
 
-  // Optionally with the read-model updater running, as production would: it reads every
-  // event B appends and writes a read-model row for it.
-  const updater = options.withUpdater ? startUpdaterProcess(url) : undefined;
-  const label = options.withUpdater ? 'capture with the updater' : options.both ? 'capture "both"' : 'capture';
+  // Optionally, afterwards, B with the read-model updater running as production would (it
+  // reads every event B appends and writes a read-model row for it), in adjacent pairs with
+  // B alone: this machine's rate drifts by tens of percent between minutes, so the effect is
+  // the median of the pairs' ratios, not a ratio of medians taken minutes apart. Outside
+  // its runs the updater process is paused (SIGSTOP); before each it is resumed and let
+  // catch up with the backlog, so that only its steady-state work is timed.
+  const updater = options.withUpdater ? await pausableUpdater(url) : undefined;
+  const label = options.both ? 'capture "both"' : 'capture';
   const results: CaptureResult[] = [];
   try {
   for (const clients of args.clients) {
     const samples: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
     const wal: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
-    const pools = { a: new pg.Pool({ connectionString: url, max: clients }), b: new pg.Pool({ connectionString: url, max: clients }), c: new pg.Pool({ connectionString: url, max: clients }) };
+    const pool = () => new pg.Pool({ connectionString: url, max: clients });
+    const pools = { a: pool(), b: pool(), c: pool() };
+    let paired: CaptureResult['updater'];
     try {
       // warm every pool's connections and prepared statements
       for (const [name, pool] of Object.entries(pools)) {
         await closedLoop(clients, 1, () => variants[name as 'a' | 'b' | 'c'](pool));
       }
-      for (let run = 0; run < args.runs; run++) {
+      for (let round = 0; round < args.runs; round++) {
         // interleaved, rotating the order so no variant always runs first (or on a warmer cache)
-        const order = (['a', 'b', 'c'] as const).map((_, k, all) => all[(k + run) % all.length]!);
+        const order = (['a', 'b', 'c'] as const).map((_, k, all) => all[(k + round) % all.length]!);
         for (const name of order) {
           const walBefore = await walPosition(pools.a);
           const rate = await closedLoop(clients, args.seconds, () => variants[name](pools[name]));
           const walBytes = (await walPosition(pools.a)) - walBefore;
           samples[name].push(rate);
           wal[name].push(walBytes / (rate * args.seconds));
-          log(`  ${label}, ${clients} client(s), run ${run + 1}, ${name.toUpperCase()}: ${fmt(rate)} tx/s, ${fmt(walBytes / (rate * args.seconds))} WAL bytes/tx`);
+          log(`  ${label}, ${clients} client(s), run ${round + 1}, ${name.toUpperCase()}: ${fmt(rate)} tx/s, ${fmt(walBytes / (rate * args.seconds))} WAL bytes/tx`);
         }
+      }
+      if (updater) {
+        const alone: number[] = [];
+        const beside: number[] = [];
+        const ratios: number[] = [];
+        for (let pair = 0; pair < UPDATER_PAIRS; pair++) {
+          let rateAlone = 0;
+          let rateBeside = 0;
+          for (const withIt of pair % 2 === 0 ? [false, true] : [true, false]) {
+            if (withIt) await updater.resume();
+            const rate = await closedLoop(clients, UPDATER_PAIR_SECONDS, () => variants.b(pools.b));
+            if (withIt) updater.pause();
+            if (withIt) rateBeside = rate;
+            else rateAlone = rate;
+          }
+          alone.push(rateAlone);
+          beside.push(rateBeside);
+          ratios.push(rateBeside / rateAlone);
+          log(`  ${label}, ${clients} client(s), pair ${pair + 1}: B ${fmt(rateAlone)} tx/s alone, ${fmt(rateBeside)} with the updater running`);
+        }
+        paired = { b: stats(alone), bWithUpdater: stats(beside), ratios: ratios.sort((x, y) => x - y) };
       }
     } finally {
       await Promise.all(Object.values(pools).map((p) => p.end()));
@@ -155,6 +187,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
       b: stats(samples.b),
       c: stats(samples.c),
       walPerTx: { a: stats(wal.a).median, b: stats(wal.b).median, c: stats(wal.c).median },
+      ...(paired ? { updater: paired } : {}),
     });
   }
   } finally {
@@ -162,6 +195,39 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
     await listener?.stop();
   }
   return results;
+}
+
+/** The bench's updater process, paused (SIGSTOP) until `resume`, which returns once it has caught up with the log. */
+async function pausableUpdater(url: string): Promise<{ pause(): void; resume(): Promise<void>; stop(): Promise<void> }> {
+  const process = startUpdaterProcess(url);
+  const status = new pg.Client(url);
+  await status.connect();
+  const caughtUp = async () => {
+    for (;;) {
+      const { rows } = await status.query<{ behind: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM hindsight.events e
+                        WHERE (e.transaction_id, e.global_position) >
+                              coalesce((SELECT (c.transaction_id, c.global_position) FROM hindsight.checkpoints c
+                                        WHERE c.subscriber = 'read-model:account_balances'), ('0'::xid8, 0::bigint))) AS behind`,
+      );
+      if (!rows[0]!.behind) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  await caughtUp();
+  process.child.kill('SIGSTOP');
+  return {
+    pause: () => process.child.kill('SIGSTOP'),
+    async resume() {
+      process.child.kill('SIGCONT');
+      await caughtUp();
+    },
+    async stop() {
+      process.child.kill('SIGCONT');
+      await process.stop();
+      await status.end();
+    },
+  };
 }
 
 /** Setup, backfill, then `hindsight listen` in a child process (the listener's own CPU is not the benchmark's). */
@@ -201,6 +267,25 @@ export function captureTable(results: CaptureResult[]): string {
   for (const r of results) {
     const wal = `${fmt(r.walPerTx.a)} / ${fmt(r.walPerTx.b)} / ${fmt(r.walPerTx.c)}`;
     lines.push(`| ${r.clients} | ${cell(r.a)} | ${cell(r.b)} | ${cell(r.c)} | ${pct(r.b.median, r.c.median)} | ${pct(r.b.median, r.a.median)} | ${wal} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The updater's effect on B, from the pairs: B/A with it minus B/A without it, in points, taking A from the main rounds. */
+export function updaterTable(results: CaptureResult[]): string {
+  const lines = [
+    '| clients | B alone tx/s | B with the updater tx/s | with / alone, median of pairs (all) | B/A without → with | change (target within 5 points) |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of results) {
+    if (!r.updater) continue;
+    const ratio = r.updater.ratios[Math.floor(r.updater.ratios.length / 2)]!;
+    const without = (r.b.median / r.a.median) * 100;
+    const withIt = without * ratio;
+    const all = r.updater.ratios.map((x) => `${(x * 100).toFixed(0)}%`).join(', ');
+    lines.push(
+      `| ${r.clients} | ${fmt(r.updater.b.median)} | ${fmt(r.updater.bWithUpdater.median)} | ${(ratio * 100).toFixed(1)}% (${all}) | ${without.toFixed(1)}% → ${withIt.toFixed(1)}% | ${(withIt - without).toFixed(1)} points |`,
+    );
   }
   return lines.join('\n');
 }

@@ -4,7 +4,7 @@
  * section to paste into docs/benchmarks.md.
  */
 import { benchArgs, benchServer, fmt, machine } from './harness.js';
-import { benchCapture, captureTable, type CaptureResult } from './capture.js';
+import { benchCapture, captureTable, updaterTable } from './capture.js';
 import { benchProjectOne, benchRebuild } from './projections.js';
 import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
 import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.js';
@@ -22,20 +22,20 @@ async function main() {
     log(`server: ${server.description}`);
     out.push(`Machine: ${machine()}. Server: ${server.description}. Date: ${date}.`, '');
     if (only.has('capture')) {
-      const plain = await benchCapture(server.url, args, log);
-      const withUpdater = await benchCapture(server.url, args, log, { withUpdater: true });
+      const results = await benchCapture(server.url, args, log, { withUpdater: true });
       out.push(
         `### Capture overhead (${date})`,
         '',
         `${args.runs} interleaved runs of ${args.seconds} s per variant and client count; median (min-max).`,
         '',
-        captureTable(plain),
+        captureTable(results),
         '',
-        `### Capture overhead with the read-model updater running (${date})`,
+        `### Capture with the read-model updater running (${date})`,
         '',
-        captureTable(withUpdater),
+        'B alone and B with the updater process running, in 16 adjacent pairs of 3 s per client count (order alternating);',
+        'the change in B/A is B/A of the table above times the median with/alone ratio, minus B/A.',
         '',
-        updaterEffect(plain, withUpdater),
+        updaterTable(results),
         '',
       );
     }
@@ -95,17 +95,6 @@ async function main() {
   } finally {
     await server.stop();
   }
-}
-
-function updaterEffect(plain: CaptureResult[], withUpdater: CaptureResult[]): string {
-  return plain
-    .map((p, i) => {
-      const w = withUpdater[i]!;
-      const without = (p.b.median / p.a.median) * 100;
-      const withIt = (w.b.median / w.a.median) * 100;
-      return `B/A at ${p.clients} client(s): ${without.toFixed(1)}% without the updater, ${withIt.toFixed(1)}% with it (${(withIt - without).toFixed(1)} points; target within 5).`;
-    })
-    .join(' ');
 }
 
 main().catch((error: unknown) => {

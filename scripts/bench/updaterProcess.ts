@@ -14,4 +14,5 @@ if (!url) {
 const stop = new AbortController();
 process.on('SIGTERM', () => stop.abort());
 process.on('SIGINT', () => stop.abort());
-await createUpdater(benchConfig(), { connectionString: url }).run(stop.signal);
+const gatherMs = process.env.BENCH_GATHER_MS ? Number(process.env.BENCH_GATHER_MS) : undefined; // to compare settings by hand
+await createUpdater(benchConfig(), { connectionString: url, gatherMs }).run(stop.signal);
