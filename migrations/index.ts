@@ -2,6 +2,7 @@ import type { MigrationContext } from './context.js';
 import * as eventStore from './0001_event_store.js';
 import * as projections from './0002_projections.js';
 import * as replication from './0003_replication.js';
+import * as verification from './0004_verification.js';
 
 export interface Migration {
   name: string;
@@ -17,4 +18,5 @@ export const migrations: ReadonlyArray<Migration> = [
   { name: '0001_event_store', ...eventStore },
   { name: '0002_projections', ...projections },
   { name: '0003_replication', ...replication },
+  { name: '0004_verification', ...verification },
 ];

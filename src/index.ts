@@ -55,6 +55,15 @@ export type { BackfillOptions, BackfillResult } from './replication/backfill.js'
 export { setupReplication, replicationStatus, teardownReplication, preflight } from './replication/setup.js';
 export type { SetupResult, ReplicationStatus, PreflightProblem } from './replication/setup.js';
 
+// Verification
+export { verify } from './verify/run.js';
+export type { VerifyOptions } from './verify/run.js';
+export { recentRuns } from './verify/history.js';
+export type { StoredRun } from './verify/history.js';
+export { verifyMetrics } from './verify/metrics.js';
+export { exitCodeOf } from './verify/report.js';
+export type { VerifyReport, TypeReport, Mismatch, MismatchClass, MismatchKind, FieldDifference, Outcome, RunMode, TypeCounts } from './verify/report.js';
+
 // Schema and the embedded server
 export { migrate } from './store/migrate.js';
 export type { MigrateOptions, MigrateResult } from './store/migrate.js';

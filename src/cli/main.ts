@@ -11,6 +11,7 @@ import { runRebuild } from './commands/rebuild.js';
 import { runBackfill, runListen, runReplication } from './commands/replication.js';
 import { runSnapshot } from './commands/snapshot.js';
 import { runState } from './commands/state.js';
+import { runVerify } from './commands/verify.js';
 import { createCommandContext, type CliIo, type CommandContext } from './context.js';
 import { parseCli, type Command } from './parse.js';
 
@@ -58,6 +59,8 @@ function run(ctx: CommandContext, command: Command): Promise<number> {
       return runBackfill(ctx, command);
     case 'listen':
       return runListen(ctx, command);
+    case 'verify':
+      return runVerify(ctx, command);
     case 'demo':
       return runDemoCommand(ctx);
   }

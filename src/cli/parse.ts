@@ -54,6 +54,19 @@ export type Command =
   | { name: 'replication'; action: 'setup' | 'status' | 'teardown'; lockTimeoutMs: number | undefined; maxLagBytes: number | undefined; maxLagSeconds: number | undefined; yes: boolean; force: boolean }
   | { name: 'backfill'; aggregateType: string | undefined; batchSize: number | undefined; slotWaitMs: number | undefined }
   | { name: 'listen'; groupMs: number | undefined; heartbeatMs: number | undefined }
+  | {
+      name: 'verify';
+      aggregateType: string | undefined;
+      history: boolean;
+      ids: string[];
+      sample: number | undefined;
+      changedSinceLast: boolean;
+      lagTimeoutMs: number | undefined;
+      concurrency: number | undefined;
+      jsonl: boolean;
+      show: number;
+      metricsFile: string | undefined;
+    }
   | { name: 'demo' };
 
 export type ParsedCli =
@@ -161,6 +174,25 @@ function describeCli(args: string[]): Argv {
       y
         .option('group-ms', { type: 'string', describe: 'how long to gather source transactions into one write (default 50)' })
         .option('heartbeat', { type: 'string', describe: 'seconds between heartbeat messages that let an idle slot advance (default 10; 0 = off)' }),
+    )
+    .command('verify [type]', 'compare the state the events produce with the legacy rows, for every aggregate; exit 0 clean, 1 mismatches, 2 incomplete', (y) =>
+      y
+        .positional('type', { type: 'string', describe: 'only this aggregate type (default: all)' })
+        .option('ids', { type: 'string', array: true, describe: 'only these aggregates (a JSON array for a composite key)' })
+        .option('sample', { type: 'string', describe: 'only this many random legacy rows' })
+        .option('changed-since-last', { type: 'boolean', default: false, describe: 'only aggregates with events since the last complete run, and rows whose verify.updatedAt is later' })
+        .option('lag-timeout', { type: 'string', describe: 'listener types: seconds to wait for the listener to reach the cut (default 30)' })
+        .option('concurrency', { type: 'string', describe: 'pages of legacy rows compared at once (default 2)' })
+        .option('show', { type: 'string', default: '20', describe: 'mismatches printed per type' })
+        .option('jsonl', { type: 'boolean', default: false, describe: 'one JSON line per mismatch on stdout (the summary goes to stderr)' })
+        .option('metrics-file', { type: 'string', describe: 'write the Prometheus text metrics of this run to this file' })
+        .option('history', { type: 'boolean', default: false, describe: 'show the stored runs instead of running one' })
+        .conflicts('ids', ['sample', 'changed-since-last'])
+        .conflicts('sample', 'changed-since-last')
+        .conflicts('jsonl', 'json')
+        .example('$0 verify account', '')
+        .example('$0 verify --metrics-file /var/lib/node_exporter/hindsight.prom || alert', '')
+        .example('$0 verify account --ids 42 17 --json', ''),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
@@ -297,6 +329,20 @@ function toCommand(argv: Record<string, unknown>): Command {
         groupMs: text('group-ms') === undefined ? undefined : wholeNumber(required('group-ms'), '--group-ms'),
         heartbeatMs: text('heartbeat') === undefined ? undefined : nonNegativeNumber(required('heartbeat'), '--heartbeat') * 1000,
       };
+    case 'verify':
+      return {
+        name,
+        aggregateType: text('type'),
+        history: Boolean(argv.history),
+        ids: ((argv.ids as string[] | undefined) ?? []).map(String),
+        sample: text('sample') === undefined ? undefined : wholeNumber(required('sample'), '--sample'),
+        changedSinceLast: Boolean(argv['changed-since-last']),
+        lagTimeoutMs: text('lag-timeout') === undefined ? undefined : positiveNumber(required('lag-timeout'), '--lag-timeout') * 1000,
+        concurrency: text('concurrency') === undefined ? undefined : wholeNumber(required('concurrency'), '--concurrency'),
+        jsonl: Boolean(argv.jsonl),
+        show: wholeNumberOrZero(required('show'), '--show'),
+        metricsFile: text('metrics-file'),
+      };
     default:
       throw new UsageError(`unknown command ${JSON.stringify(name)}`);
   }
@@ -316,6 +362,11 @@ function nonNegativeNumber(value: string, flag: string): number {
 
 function wholeNumber(value: string, flag: string): number {
   if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`${flag} must be a whole number from 1, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function wholeNumberOrZero(value: string, flag: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(value)}`);
   return Number(value);
 }
 

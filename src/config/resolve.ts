@@ -38,6 +38,38 @@ export interface AggregateType {
    */
   projectionVersion: string;
   readModels: ReadonlyArray<ReadModel>;
+  /**
+   * How the verifier compares each legacy column of `columns` with its state field; empty
+   * when `columns` is not declared (the verifier then compares every non-key column, exactly).
+   */
+  comparisons: ReadonlyMap<string, ComparisonRule>;
+  verify: {
+    /** A legacy column set to the time of every write (lets the verifier see uncaptured writes). */
+    updatedAt: string | undefined;
+    ignore: ReadonlyArray<IgnoreRule>;
+  };
+}
+
+/** How the verifier compares one legacy column with the state field it becomes. */
+export interface ComparisonRule {
+  column: string;
+  field: string;
+  compare: 'exact' | 'numeric' | 'timestamp' | 'json' | 'text';
+  scale?: number;
+  /** A non-negative decimal, as text. */
+  tolerance?: string;
+  precision?: 'microsecond' | 'millisecond' | 'second' | 'minute' | 'day';
+  /** Legacy text -> the state's value for it (null: SQL NULL). */
+  values?: ReadonlyMap<string, string | null>;
+  nullEqualsMissing: boolean;
+}
+
+export interface IgnoreRule {
+  field: string | undefined;
+  ids: ReadonlySet<string> | undefined;
+  reason: string;
+  /** YYYY-MM-DD, the last day it applies. */
+  expires: string;
 }
 
 export interface MappingRule {
@@ -110,6 +142,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     }
 
     let columns: Map<string, string> | undefined;
+    const comparisons = new Map<string, ComparisonRule>();
     if (declared.columns) {
       columns = new Map();
       const fields = new Set<string>();
@@ -118,8 +151,25 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
         if (fields.has(field)) fail(`columns: two legacy columns map to the state field "${field}"`);
         fields.add(field);
         columns.set(column, field);
+        comparisons.set(column, {
+          column,
+          field,
+          compare: spec.values ? 'text' : (spec.compare ?? 'exact'),
+          ...(spec.scale !== undefined ? { scale: spec.scale } : {}),
+          ...(spec.tolerance !== undefined ? { tolerance: String(spec.tolerance) } : {}),
+          ...(spec.precision !== undefined ? { precision: spec.precision } : {}),
+          ...(spec.values ? { values: new Map(Object.entries(spec.values).map(([from, to]) => [from, to === null ? null : String(to)])) } : {}),
+          nullEqualsMissing: spec.nullEqualsMissing ?? false,
+        });
       }
     }
+    const knownFields = columns ? new Set(columns.values()) : undefined;
+    declared.verify.ignore.forEach((rule, i) => {
+      if (rule.field !== undefined && knownFields && !knownFields.has(rule.field)) {
+        fail(`verify.ignore[${i}]: "${rule.field}" is not a state field of the column map (${[...knownFields].join(', ')})`);
+      }
+      if (Number.isNaN(Date.parse(`${rule.expires}T00:00:00Z`))) fail(`verify.ignore[${i}]: expires "${rule.expires}" is not a date`);
+    });
 
     if (declared.mappings.length > 0 && declared.replicaIdentity !== 'full') {
       fail('mapping rules need replicaIdentity "full": without the old row an update cannot show that a column changed');
@@ -170,6 +220,16 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       snapshotEvery: declared.snapshotEvery,
       projectionVersion: projectionVersion(declared.projector, columns),
       readModels: models,
+      comparisons,
+      verify: {
+        updatedAt: declared.verify.updatedAt,
+        ignore: declared.verify.ignore.map((rule) => ({
+          field: rule.field,
+          ids: rule.ids ? new Set(rule.ids) : undefined,
+          reason: rule.reason,
+          expires: rule.expires,
+        })),
+      },
     });
   });
 

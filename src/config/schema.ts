@@ -44,11 +44,65 @@ const keyColumn = z
   })
   .strict();
 
-/** A column-map entry: the state field a legacy column becomes (default: the column's own name). */
+/**
+ * A column-map entry: the state field a legacy column becomes (default: the column's own
+ * name), and how the verifier compares the two (see README, verification).
+ */
 const columnSpec = z.preprocess(
   (value) => (typeof value === 'string' ? { field: value } : value),
-  z.object({ field: z.string().min(1).optional() }).strict(),
+  z
+    .object({
+      field: z.string().min(1).optional(),
+      /**
+       * "exact" (default: by the column's type, so 1.50 = 1.5 for numbers and jsonb compares
+       * structurally), "numeric", "timestamp", "json" or "text" (the column's text form).
+       */
+      compare: z.enum(['exact', 'numeric', 'timestamp', 'json', 'text']).optional(),
+      /** numeric: round both sides to this many decimals first. */
+      scale: z.number().int().min(0).max(1000).optional(),
+      /** numeric: equal when they differ by at most this much (a decimal, as text or number). */
+      tolerance: z.union([z.string().regex(/^\d+(\.\d+)?$/, { message: 'a non-negative decimal such as "0.01"' }), z.number().nonnegative()]).optional(),
+      /** timestamp: compare to this precision (default microsecond). */
+      precision: z.enum(['microsecond', 'millisecond', 'second', 'minute', 'day']).optional(),
+      /** Legacy value -> the value the state holds for it, e.g. { "A": "active" } (compared as text). */
+      values: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
+      /** A NULL column equals a state without the field. Default false: only an explicit null equals NULL. */
+      nullEqualsMissing: z.boolean().optional(),
+    })
+    .strict()
+    .superRefine((spec, ctx) => {
+      const numericOnly = spec.scale !== undefined || spec.tolerance !== undefined;
+      if (numericOnly && spec.compare !== 'numeric') ctx.addIssue({ code: 'custom', message: 'scale and tolerance need compare: "numeric"' });
+      if (spec.scale !== undefined && spec.tolerance !== undefined) ctx.addIssue({ code: 'custom', message: 'give scale or tolerance, not both' });
+      if (spec.precision !== undefined && spec.compare !== 'timestamp') ctx.addIssue({ code: 'custom', message: 'precision needs compare: "timestamp"' });
+      if (spec.values !== undefined && spec.compare !== undefined && spec.compare !== 'text' && spec.compare !== 'exact') {
+        ctx.addIssue({ code: 'custom', message: 'values (a rename of legacy values) compares text: leave compare out or set it to "text"' });
+      }
+    }),
 );
+
+/** A verifier ignore rule: a known divergence, with why and until when. */
+const ignoreRule = z
+  .object({
+    /** Only this state field (default: the whole aggregate). */
+    field: z.string().min(1).optional(),
+    /** Only these aggregates, by canonical id (default: every aggregate of the type). */
+    ids: z.array(z.string()).min(1).optional(),
+    /** Why the divergence is accepted: shown in every report. */
+    reason: z.string().trim().min(3, { message: 'say why this divergence is accepted' }),
+    /** The last day the rule applies (YYYY-MM-DD); a run after it fails until the rule is renewed or removed. */
+    expires: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'a date as YYYY-MM-DD' }),
+  })
+  .strict();
+
+/** How `hindsight verify` treats a type beyond its column map. */
+const verifySpec = z
+  .object({
+    /** A legacy column every write path sets to the time of the write: it lets verify see writes no event recorded. */
+    updatedAt: identifier.optional(),
+    ignore: z.array(ignoreRule).default([]),
+  })
+  .strict();
 
 /** A column value as a rule compares it: its text form ('active', '42', true for 't'). */
 const columnValue = z.union([z.string(), z.number(), z.boolean()]);
@@ -112,6 +166,8 @@ const aggregate = z
     snapshotEvery: z.number().int().positive().optional(),
     /** Tables kept up to date from this type's projected state (see README, read models). */
     readModels: z.array(readModelSchema).default([]),
+    /** The dual-run verifier's settings (see README, verification). */
+    verify: verifySpec.default({ ignore: [] }),
   })
   .strict();
 

@@ -11,6 +11,10 @@ export interface StoreTables {
   replicationState: string;
   baselines: string;
   stagedEvents: string;
+  verifyRuns: string;
+  verifyMismatches: string;
+  cutover: string;
+  cutoverLog: string;
 }
 
 export function storeTables(quotedSchema: string): StoreTables {
@@ -26,6 +30,10 @@ export function storeTables(quotedSchema: string): StoreTables {
     replicationState: `${quotedSchema}.replication_state`,
     baselines: `${quotedSchema}.baselines`,
     stagedEvents: `${quotedSchema}.staged_events`,
+    verifyRuns: `${quotedSchema}.verify_runs`,
+    verifyMismatches: `${quotedSchema}.verify_mismatches`,
+    cutover: `${quotedSchema}.cutover`,
+    cutoverLog: `${quotedSchema}.cutover_log`,
   };
 }
 

@@ -1,0 +1,52 @@
+import type { AggregateType, ComparisonRule } from '../config/resolve.js';
+import { quoteIdent } from '../db/identifiers.js';
+import type { Sql } from '../db/queryable.js';
+
+/** A legacy column the verifier compares, with what the catalog says of its type. */
+export interface ComparedColumn extends ComparisonRule {
+  quoted: string;
+  /** format_type(): `numeric(12,2)`, `timestamp with time zone`, `jsonb`, a user type's qualified name. */
+  sqlType: string;
+  /** pg_type.typcategory: N numeric, D date/time, B boolean, S string, E enum, A array, U other. */
+  category: string;
+  /** Whether the type has an `=` of its own (point and xml, say, do not: they are compared as text). */
+  hasEquality: boolean;
+}
+
+export type ColumnsResult = { columns: ComparedColumn[] } | { problem: string };
+
+/**
+ * The columns of a type's legacy table the verifier compares: those of its column map,
+ * or, without one, every column but the key (under its own name). A mapped column the
+ * table does not have is a problem that makes the type's run incomplete.
+ */
+export async function comparedColumns(sql: Sql, aggregate: AggregateType): Promise<ColumnsResult> {
+  const rows = await sql.query<{ name: string; sql_type: string; category: string; has_equality: boolean }>(
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS sql_type, t.typcategory AS category,
+            EXISTS (SELECT 1 FROM pg_operator o WHERE o.oprname = '=' AND o.oprleft = a.atttypid AND o.oprright = a.atttypid) AS has_equality
+     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped
+     ORDER BY a.attnum`,
+    [aggregate.table.quoted],
+  );
+  if (rows.length === 0) return { problem: `the legacy table ${aggregate.tableLabel} does not exist or cannot be read` };
+  const byName = new Map(rows.map((row) => [row.name, row]));
+  const keys = new Set(aggregate.key.map((k) => k.column));
+  const rules: ComparisonRule[] =
+    aggregate.comparisons.size > 0
+      ? [...aggregate.comparisons.values()]
+      : rows.filter((row) => !keys.has(row.name)).map((row) => ({ column: row.name, field: row.name, compare: 'exact', nullEqualsMissing: false }));
+  const missing = rules.filter((rule) => !byName.has(rule.column)).map((rule) => rule.column);
+  if (missing.length > 0) {
+    return { problem: `the legacy table ${aggregate.tableLabel} has no column ${missing.join(', ')} (named in the column map)` };
+  }
+  if (aggregate.verify.updatedAt && !byName.has(aggregate.verify.updatedAt)) {
+    return { problem: `the legacy table ${aggregate.tableLabel} has no column ${aggregate.verify.updatedAt} (verify.updatedAt)` };
+  }
+  return {
+    columns: rules.map((rule) => {
+      const row = byName.get(rule.column)!;
+      return { ...rule, quoted: quoteIdent(rule.column), sqlType: row.sql_type, category: row.category, hasEquality: row.has_equality };
+    }),
+  };
+}

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import type { AggregateType } from '../config/resolve.js';
+import type { Sql } from '../db/queryable.js';
+import type { StoreTables } from '../store/tables.js';
+import type { Mismatch, Outcome, RunMode, TypeCounts, TypeReport } from './report.js';
+
+/**
+ * The run history: one row per type and run, with every mismatch, written after the type's
+ * comparison snapshots have ended (nothing is written inside one). The cut-over gate and
+ * `--changed-since-last` read it back.
+ */
+
+/** Identifies the declaration a run checked: a changed map or rule makes a different hash. */
+export function configHash(aggregate: AggregateType): string {
+  const declaration = {
+    table: aggregate.table.quoted,
+    key: aggregate.key.map((k) => [k.column, k.type.sql]),
+    comparisons: [...aggregate.comparisons.values()].map((c) => ({ ...c, values: c.values ? [...c.values] : undefined })),
+    updatedAt: aggregate.verify.updatedAt ?? null,
+    ignore: aggregate.verify.ignore.map((r) => ({ ...r, ids: r.ids ? [...r.ids] : undefined })),
+  };
+  return createHash('sha256').update(JSON.stringify(declaration)).digest('hex').slice(0, 16);
+}
+
+const MISMATCH_ROWS_PER_STATEMENT = 1000;
+
+export async function recordTypeRun(sql: Sql, tables: StoreTables, runId: string, report: TypeReport): Promise<number> {
+  const [row] = await sql.query<{ id: string }>(
+    `INSERT INTO ${tables.verifyRuns} (run_id, aggregate_type, target, mode, started_at, finished_at, cut, projector_version, config_hash, counts, outcome, reason)
+     VALUES ($1::uuid, $2::text, $3::text, $4::text, $5::timestamptz, $6::timestamptz, $7::jsonb, $8::text, $9::text, $10::jsonb, $11::text, $12::text)
+     RETURNING id::text AS id`,
+    [
+      runId,
+      report.aggregateType,
+      report.target,
+      report.mode,
+      report.startedAt,
+      report.finishedAt,
+      JSON.stringify(report.cut),
+      report.projectorVersion,
+      report.configHash,
+      JSON.stringify({ ...report.counts, fields: report.fieldCounts, classes: report.classCounts, warnings: report.warnings }),
+      report.outcome,
+      report.reason ?? null,
+    ],
+  );
+  const id = Number(row!.id);
+  for (let i = 0; i < report.mismatches.length; i += MISMATCH_ROWS_PER_STATEMENT) {
+    const slice = report.mismatches.slice(i, i + MISMATCH_ROWS_PER_STATEMENT);
+    await sql.query(
+      `INSERT INTO ${tables.verifyMismatches} (run_row, aggregate_id, class, kind, fields, explanation)
+       SELECT $1::bigint, m.aggregate_id, m.class, m.kind, m.fields::jsonb, m.explanation::jsonb
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS m(aggregate_id, class, kind, fields, explanation)
+       ON CONFLICT DO NOTHING`,
+      [
+        id,
+        slice.map((m) => m.aggregateId),
+        slice.map((m) => m.class),
+        slice.map((m) => m.kind),
+        slice.map((m) => JSON.stringify(m.fields)),
+        slice.map((m) => JSON.stringify(explanationOf(m))),
+      ],
+    );
+  }
+  return id;
+}
+
+function explanationOf(m: Mismatch): Record<string, unknown> {
+  return { sentences: m.explanation, ...(m.firstDivergence ? { firstDivergence: m.firstDivergence } : {}), ...(m.ignoredBy ? { ignoredBy: m.ignoredBy } : {}) };
+}
+
+export interface StoredRun {
+  id: number;
+  runId: string;
+  aggregateType: string;
+  target: string;
+  mode: RunMode;
+  startedAt: string;
+  finishedAt: string;
+  outcome: Outcome;
+  reason: string | null;
+  counts: TypeCounts & { fields?: Record<string, number> };
+  cut: TypeReport['cut'];
+  projectorVersion: string;
+  configHash: string;
+}
+
+const UTC = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** Recent runs, newest first: of some types and targets, or all. */
+export async function recentRuns(sql: Sql, tables: StoreTables, filter: { types?: readonly string[]; target?: string; limit?: number } = {}): Promise<StoredRun[]> {
+  const rows = await sql.query<Record<string, string | null>>(
+    `SELECT id::text AS id, run_id::text AS run_id, aggregate_type, target, mode, ${UTC('started_at')} AS started_at, ${UTC('finished_at')} AS finished_at,
+            outcome, reason, counts::text AS counts, cut::text AS cut, projector_version, config_hash
+     FROM ${tables.verifyRuns}
+     WHERE ($1::text[] IS NULL OR aggregate_type = ANY ($1::text[])) AND ($2::text IS NULL OR target = $2::text)
+     ORDER BY finished_at DESC, id DESC
+     LIMIT $3::int`,
+    [filter.types ? [...filter.types] : null, filter.target ?? null, filter.limit ?? 20],
+  );
+  return rows.map((r) => ({
+    id: Number(r.id),
+    runId: r.run_id!,
+    aggregateType: r.aggregate_type!,
+    target: r.target!,
+    mode: r.mode as RunMode,
+    startedAt: r.started_at!,
+    finishedAt: r.finished_at!,
+    outcome: r.outcome as Outcome,
+    reason: r.reason ?? null,
+    counts: JSON.parse(r.counts!) as StoredRun['counts'],
+    cut: JSON.parse(r.cut!) as TypeReport['cut'],
+    projectorVersion: r.projector_version!,
+    configHash: r.config_hash!,
+  }));
+}
+
+/** The last run of a type and target that compared everything it set out to (clean or with mismatches). */
+export async function lastCompleteRun(sql: Sql, tables: StoreTables, aggregateType: string, target: string): Promise<StoredRun | undefined> {
+  const runs = await recentRuns(sql, tables, { types: [aggregateType], target, limit: 50 });
+  return runs.find((run) => run.outcome === 'clean' || run.outcome === 'mismatches');
+}
+
+/** The last clean, complete, full run of a type and target (what the gate and the metrics count). */
+export async function lastCleanFullRun(sql: Sql, tables: StoreTables, aggregateType: string, target: string): Promise<StoredRun | undefined> {
+  const runs = await recentRuns(sql, tables, { types: [aggregateType], target, limit: 200 });
+  return runs.find((run) => run.outcome === 'clean' && run.mode === 'full');
+}
