@@ -57,6 +57,7 @@ export type Command =
   | {
       name: 'verify';
       aggregateType: string | undefined;
+      target: string | undefined;
       history: boolean;
       ids: string[];
       sample: number | undefined;
@@ -178,21 +179,22 @@ function describeCli(args: string[]): Argv {
     .command('verify [type]', 'compare the state the events produce with the legacy rows, for every aggregate; exit 0 clean, 1 mismatches, 2 incomplete', (y) =>
       y
         .positional('type', { type: 'string', describe: 'only this aggregate type (default: all)' })
+        .option('target', { type: 'string', describe: 'projection (events against legacy rows; default) or read-model:<name> (its rows against their events)' })
         .option('ids', { type: 'string', array: true, describe: 'only these aggregates (a JSON array for a composite key)' })
         .option('sample', { type: 'string', describe: 'only this many random legacy rows' })
-        .option('changed-since-last', { type: 'boolean', default: false, describe: 'only aggregates with events since the last complete run, and rows whose verify.updatedAt is later' })
+        .option('changed-since-last', { type: 'boolean', describe: 'only aggregates with events since the last complete run, and rows whose verify.updatedAt is later' })
         .option('lag-timeout', { type: 'string', describe: 'listener types: seconds to wait for the listener to reach the cut (default 30)' })
         .option('concurrency', { type: 'string', describe: 'pages of legacy rows compared at once (default 2)' })
         .option('show', { type: 'string', default: '20', describe: 'mismatches printed per type' })
-        .option('jsonl', { type: 'boolean', default: false, describe: 'one JSON line per mismatch on stdout (the summary goes to stderr)' })
+        .option('jsonl', { type: 'boolean', describe: 'one JSON line per mismatch on stdout (the summary goes to stderr)' })
         .option('metrics-file', { type: 'string', describe: 'write the Prometheus text metrics of this run to this file' })
-        .option('history', { type: 'boolean', default: false, describe: 'show the stored runs instead of running one' })
+        .option('history', { type: 'boolean', describe: 'show the stored runs instead of running one' })
         .conflicts('ids', ['sample', 'changed-since-last'])
         .conflicts('sample', 'changed-since-last')
-        .conflicts('jsonl', 'json')
         .example('$0 verify account', '')
         .example('$0 verify --metrics-file /var/lib/node_exporter/hindsight.prom || alert', '')
-        .example('$0 verify account --ids 42 17 --json', ''),
+        .example('$0 verify account --ids 42 17 --json', '')
+        .example('$0 verify --target read-model:account_balances', ''),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
@@ -330,9 +332,11 @@ function toCommand(argv: Record<string, unknown>): Command {
         heartbeatMs: text('heartbeat') === undefined ? undefined : nonNegativeNumber(required('heartbeat'), '--heartbeat') * 1000,
       };
     case 'verify':
+      if (argv.jsonl && argv.json) throw new UsageError('verify: give --json (one document) or --jsonl (one line per mismatch), not both');
       return {
         name,
         aggregateType: text('type'),
+        target: text('target'),
         history: Boolean(argv.history),
         ids: ((argv.ids as string[] | undefined) ?? []).map(String),
         sample: text('sample') === undefined ? undefined : wholeNumber(required('sample'), '--sample'),

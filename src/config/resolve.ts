@@ -168,7 +168,8 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
       if (rule.field !== undefined && knownFields && !knownFields.has(rule.field)) {
         fail(`verify.ignore[${i}]: "${rule.field}" is not a state field of the column map (${[...knownFields].join(', ')})`);
       }
-      if (Number.isNaN(Date.parse(`${rule.expires}T00:00:00Z`))) fail(`verify.ignore[${i}]: expires "${rule.expires}" is not a date`);
+      const day = new Date(`${rule.expires}T00:00:00Z`);
+      if (Number.isNaN(day.getTime()) || day.toISOString().slice(0, 10) !== rule.expires) fail(`verify.ignore[${i}]: expires "${rule.expires}" is not a date`);
     });
 
     if (declared.mappings.length > 0 && declared.replicaIdentity !== 'full') {

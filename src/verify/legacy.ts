@@ -71,7 +71,8 @@ export async function readLegacyPage(
       values = [selection.size];
       break;
     case 'changed': {
-      const changedRow = aggregate.verify.updatedAt ? `t.${quoteIdent(aggregate.verify.updatedAt)} > $2::timestamptz` : 'false';
+      // Without an updatedAt column no row is selected by time ($2 is still typed, as every parameter must be).
+      const changedRow = aggregate.verify.updatedAt ? `t.${quoteIdent(aggregate.verify.updatedAt)} > $2::timestamptz` : 'false AND $2::timestamptz IS NULL';
       text = `${select} WHERE (${changedRow} OR ${matchIds(aggregate, '$3::text[]')}) AND ${afterKey(selection.after, 4)} ${order} LIMIT $1::int`;
       values = [selection.limit, selection.since, [...selection.ids], ...(selection.after ?? [])];
       break;

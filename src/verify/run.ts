@@ -16,6 +16,8 @@ import { aggregateRule, expiredRules, fieldRule } from './ignore.js';
 import { matchIds, readLegacyPage, type LegacyPage, type LegacyRow, type PageSelection } from './legacy.js';
 import { emptyCounts, outcomeOf, worstOutcome, type FieldDifference, type Mismatch, type RunMode, type TypeReport, type VerifyReport } from './report.js';
 import { foldVisible, type VisibleFold } from './visibleFolds.js';
+import { compareModelRows, foldUpTo, readModelColumns, readModelPage, type ReadModelPage } from './readModelTarget.js';
+import type { ReadModel } from '../readmodel/declaration.js';
 
 /**
  * `hindsight verify`: for every aggregate of a type, does the state its events produce
@@ -31,6 +33,11 @@ export interface VerifyOptions {
   connectionString: string;
   /** Types to verify. Default: every type in the config. */
   types?: readonly string[];
+  /**
+   * "projection" (default): events against the legacy rows. "read-model:<name>": each row of
+   * that read model against the fold of its events up to the sequence it records.
+   */
+  target?: string;
   /** Aggregates to check, by canonical id (mode "ids"). */
   ids?: readonly string[];
   /** Check this many random legacy rows (mode "sample"). */
@@ -73,7 +80,8 @@ export function verifyMode(options: Pick<VerifyOptions, 'ids' | 'sample' | 'chan
 
 export async function verify(config: ResolvedConfig, options: VerifyOptions): Promise<VerifyReport> {
   const mode = verifyMode(options);
-  const names = options.types ?? [...config.aggregates.keys()];
+  const model = readModelTarget(config, options);
+  const names = model ? [model.aggregateType] : (options.types ?? [...config.aggregates.keys()]);
   for (const name of names) {
     if (!config.aggregates.has(name)) throw new ValidationError(`unknown aggregate type "${name}"; the config declares ${[...config.aggregates.keys()].join(', ') || 'none'}`);
   }
@@ -92,7 +100,11 @@ export async function verify(config: ResolvedConfig, options: VerifyOptions): Pr
     for (const name of names) {
       const aggregate = config.aggregates.get(name)!;
       const context: TypeContext = { sql, pool, tables, config, aggregate, runId, mode, options };
-      const report = restored ? incompleteReport(context, restored) : await verifyType(context);
+      const report = restored
+        ? incompleteReport(context, restored, model)
+        : model
+          ? await verifyReadModel(context, model)
+          : await verifyType(context);
       if (options.record !== false) report.historyId = await recordTypeRun(sql, tables, runId, report);
       types.push(report);
     }
@@ -102,11 +114,28 @@ export async function verify(config: ResolvedConfig, options: VerifyOptions): Pr
   }
 }
 
-function baseReport(ctx: TypeContext): TypeReport {
+/** The read model named by `target`, checked before anything runs. */
+function readModelTarget(config: ResolvedConfig, options: VerifyOptions): ReadModel | undefined {
+  const target = options.target ?? 'projection';
+  if (target === 'projection') return undefined;
+  const name = target.startsWith('read-model:') ? target.slice('read-model:'.length) : undefined;
+  const model = name === undefined ? undefined : config.readModels.get(name);
+  if (!model) {
+    const known = [...config.readModels.keys()].map((n) => `read-model:${n}`);
+    throw new ValidationError(`unknown target "${target}": give projection${known.length ? ` or one of ${known.join(', ')}` : ' (the config declares no read models)'}`, { path: 'target' });
+  }
+  if (options.types && (options.types.length !== 1 || options.types[0] !== model.aggregateType)) {
+    throw new ValidationError(`the read model ${model.name} belongs to ${model.aggregateType}, not ${options.types.join(', ')}`, { path: 'target' });
+  }
+  if (verifyMode(options) !== 'full') throw new ValidationError('a read-model target is verified whole: leave out ids, sample and changedSinceLast', { path: 'target' });
+  return model;
+}
+
+function baseReport(ctx: TypeContext, model?: ReadModel): TypeReport {
   const now = new Date().toISOString();
   return {
     aggregateType: ctx.aggregate.type,
-    target: 'projection',
+    target: model ? `read-model:${model.name}` : 'projection',
     mode: ctx.mode,
     outcome: 'incomplete',
     warnings: [],
@@ -122,8 +151,8 @@ function baseReport(ctx: TypeContext): TypeReport {
   };
 }
 
-function incompleteReport(ctx: TypeContext, reason: string): TypeReport {
-  return { ...baseReport(ctx), outcome: 'incomplete', reason };
+function incompleteReport(ctx: TypeContext, reason: string, model?: ReadModel): TypeReport {
+  return { ...baseReport(ctx, model), outcome: 'incomplete', reason };
 }
 
 /** Stops a type's run: it is incomplete for this reason. */
@@ -451,6 +480,115 @@ async function checkAbsent(ctx: TypeContext, report: TypeReport, ids: readonly s
       counts.missingInLegacy += 1;
       mismatches.push(mismatch);
     }
+  }
+  return mismatches;
+}
+
+/** `--target read-model:<name>`: the rows, page by page, then aggregates missing from it. */
+async function verifyReadModel(ctx: TypeContext, model: ReadModel): Promise<TypeReport> {
+  const { sql, tables, aggregate } = ctx;
+  const report = baseReport(ctx, model);
+  const pages: Mismatch[][] = [];
+  try {
+    if (model.write) throw new Incomplete(`the read model ${model.name} is written by a custom write function: its rows cannot be compared column by column`);
+    const found = await readModelColumns(sql, model);
+    if ('problem' in found) throw new Incomplete(found.problem);
+    const pageSize = ctx.options.pageSize ?? 1000;
+    const seen = new Set<string>();
+    let after: string | undefined;
+    for (;;) {
+      if (ctx.options.signal?.aborted) throw new Incomplete('cancelled');
+      const client = await ctx.pool.connect();
+      let page: ReadModelPage;
+      try {
+        page = await readModelPage(client, tables, model, found, after, pageSize);
+      } finally {
+        client.release();
+      }
+      report.cut.pages += 1;
+      report.cut.firstSnapshot ??= page.snapshot;
+      report.counts.rows += page.rows.length;
+      for (const row of page.rows) seen.add(row.id);
+      const folds = await foldUpTo(sql, tables, aggregate, new Map(page.rows.map((r) => [r.id, r.sequence])));
+      pages.push(await compareModelRows(sql, model, found, page.rows, folds, report));
+      ctx.options.onProgress?.({ aggregateType: aggregate.type, rows: report.counts.rows, estimatedRows: 0 });
+      if (page.rows.length < pageSize) break;
+      after = page.rows[page.rows.length - 1]!.id;
+    }
+    pages.push(await missingInReadModel(ctx, model, seen, pageSize, report));
+    const [{ heads }] = (await sql.query<{ heads: string }>(`SELECT count(*)::text AS heads FROM ${tables.heads} WHERE aggregate_type = $1::text`, [aggregate.type])) as [{ heads: string }];
+    report.outcome = outcomeOf(report.counts, undefined, Number(heads));
+  } catch (error) {
+    if (!(error instanceof Incomplete)) throw error;
+    report.outcome = 'incomplete';
+    report.reason = error.message;
+  }
+  report.mismatches = pages.flat();
+  for (const m of report.mismatches) {
+    report.classCounts[m.class] = (report.classCounts[m.class] ?? 0) + 1;
+    for (const f of m.fields) report.fieldCounts[f.field] = (report.fieldCounts[f.field] ?? 0) + 1;
+  }
+  report.finishedAt = new Date().toISOString();
+  return report;
+}
+
+/**
+ * Aggregates of the type with no read-model row although events of theirs are at or below
+ * the read model's checkpoint (read in the same snapshot as the rows' absence): the updater
+ * has passed them, so a row should exist, unless the events end in a delete and the read
+ * model removes deleted aggregates.
+ */
+async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<string>, pageSize: number, report: TypeReport): Promise<Mismatch[]> {
+  const { sql, tables, aggregate } = ctx;
+  const mismatches: Mismatch[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const heads = await sql.query<{ id: string }>(
+      `SELECT aggregate_id AS id FROM ${tables.heads} WHERE aggregate_type = $1::text AND ($2::text IS NULL OR aggregate_id > $2::text) ORDER BY aggregate_id LIMIT $3::int`,
+      [aggregate.type, after ?? null, pageSize],
+    );
+    const unseen = heads.map((h) => h.id).filter((id) => !seen.has(id));
+    if (unseen.length > 0) {
+      const client = await ctx.pool.connect();
+      let passed: Array<{ id: string; upto: string }>;
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        ({ rows: passed } = await client.query<{ id: string; upto: string }>({
+          text: `SELECT e.aggregate_id AS id, max(e.sequence)::text AS upto
+                 FROM ${tables.events} e, ${tables.checkpoints} c
+                 WHERE c.subscriber = $3::text AND e.aggregate_type = $1::text AND e.aggregate_id = ANY ($2::text[])
+                   AND (e.transaction_id, e.global_position) <= (c.transaction_id, c.global_position)
+                   AND NOT EXISTS (SELECT 1 FROM ${model.table.quoted} m WHERE m.aggregate_id = e.aggregate_id)
+                 GROUP BY e.aggregate_id`,
+          values: [aggregate.type, unseen, model.subscriber],
+        }));
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+      const folds = await foldUpTo(sql, tables, aggregate, new Map(passed.map((p) => [p.id, Number(p.upto)])));
+      for (const { id } of passed) {
+        const folded = folds.get(id)!;
+        report.counts.compared += 1;
+        if (folded.deleted && model.onDelete === 'remove') {
+          report.counts.matched += 1;
+          continue;
+        }
+        report.counts.mismatched += 1;
+        mismatches.push({
+          aggregateId: id,
+          kind: 'missing-in-read-model',
+          class: 'projector bug',
+          fields: [],
+          explanation: [`the updater's checkpoint is past event ${folded.version} of this aggregate but the read model has no row for it: rebuild the read model (hindsight rebuild ${model.name})`],
+        });
+      }
+    }
+    if (heads.length < pageSize) break;
+    after = heads[heads.length - 1]!.id;
   }
   return mismatches;
 }

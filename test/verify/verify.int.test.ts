@@ -18,10 +18,15 @@ import { useTestDatabase } from '../helpers/database.js';
 // and that concurrent writers never make it report a difference that is not there.
 
 const db = useTestDatabase(import.meta.url);
-const Opened = defineEvent(
-  'account.opened',
-  z.object({ owner: z.string(), balance: z.string(), status: z.string(), openedAt: z.string(), prefs: z.record(z.string(), z.unknown()), nickname: z.string().nullable().optional() }),
-);
+const openedSchema = z.object({
+  owner: z.string(),
+  balance: z.string(),
+  status: z.string(),
+  openedAt: z.string(),
+  prefs: z.record(z.string(), z.unknown()),
+  nickname: z.string().nullable().optional(),
+});
+const Opened = defineEvent('account.opened', openedSchema);
 const Credited = defineEvent('account.credited', z.object({ amount: z.number() }));
 const Renamed = defineEvent('account.renamed', z.object({ owner: z.string() }));
 
@@ -55,7 +60,7 @@ function config(overrides: { columns?: Record<string, unknown>; verify?: unknown
           initial: () => ({}),
           handlers: {
             'account.opened': (_s, e) => {
-              const p = e.payload as z.infer<typeof Opened.schema>;
+              const p = e.payload as z.infer<typeof openedSchema>;
               return { owner: p.owner, balance: Number(p.balance), status: p.status, openedAt: p.openedAt, prefs: p.prefs, ...(p.nickname !== undefined ? { nickname: p.nickname } : {}) };
             },
             'account.credited': (s, e) => ({ ...s, balance: (s.balance ?? 0) + (e.payload as { amount: number }).amount }),

@@ -33,6 +33,7 @@ export async function runVerify(ctx: CommandContext, command: VerifyCommand): Pr
   const report = await verify(config, {
     connectionString: url,
     types,
+    target: command.target,
     ids,
     sample: command.sample,
     changedSinceLast: command.changedSinceLast,
