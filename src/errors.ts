@@ -13,7 +13,8 @@ export type HindsightErrorCode =
   | 'HINDSIGHT_DATABASE'
   | 'HINDSIGHT_EMBEDDED'
   | 'HINDSIGHT_USAGE'
-  | 'HINDSIGHT_RESTORED_CLUSTER';
+  | 'HINDSIGHT_RESTORED_CLUSTER'
+  | 'HINDSIGHT_GATE_CLOSED';
 
 const BRAND = Symbol.for('hindsight.error');
 
@@ -125,6 +126,13 @@ export class RestoredClusterError extends HindsightError {
   }
 }
 
+/** The cut-over gate refused a switch: the message lists every unmet check. The CLI exits 1. */
+export class GateClosedError extends HindsightError {
+  constructor(message: string) {
+    super('HINDSIGHT_GATE_CLOSED', message);
+  }
+}
+
 function hasCode(e: unknown, code: HindsightErrorCode): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === code && BRAND in e;
 }
@@ -139,3 +147,4 @@ export const isDatabaseError = (e: unknown): e is DatabaseError => hasCode(e, 'H
 export const isUsageError = (e: unknown): e is UsageError => hasCode(e, 'HINDSIGHT_USAGE');
 export const isRestoredClusterError = (e: unknown): e is RestoredClusterError => hasCode(e, 'HINDSIGHT_RESTORED_CLUSTER');
 export const isEmbeddedServerError = (e: unknown): e is EmbeddedServerError => hasCode(e, 'HINDSIGHT_EMBEDDED');
+export const isGateClosedError = (e: unknown): e is GateClosedError => hasCode(e, 'HINDSIGHT_GATE_CLOSED');

@@ -4,6 +4,8 @@ import type { EnsureResult } from './readmodel/ensureTable.js';
 import { contextToMetadata, currentContext, withContext, type CaptureContext } from './capture/context.js';
 import { recordContext } from './capture/recordContext.js';
 import { waitForAppended } from './capture/waitForAppended.js';
+import { readSource, waitForReadModel } from './verify/cutover.js';
+import { ValidationError } from './errors.js';
 import type { Recorder } from './capture/recorder.js';
 import { runInTransaction, type IsolationLevel, type TransactionSource } from './capture/runInTransaction.js';
 import { wrapServiceFunction, type ServiceFunction, type WrapOptions } from './capture/wrap.js';
@@ -67,6 +69,13 @@ export interface Hindsight {
   recordContext(db: Db, context?: CaptureContext): Promise<void>;
   /** Capture "both": resolves once the listener has appended these staged events (read-your-writes); rejects after `timeoutMs` (default 5 s). */
   waitForAppended(db: Db, eventIds: readonly string[], options?: { timeoutMs?: number }): Promise<void>;
+  /** Where reads of a type come from now: the legacy columns, or (after `hindsight cutover switch`) a read model. */
+  readSource(db: Db, aggregateType: string): Promise<{ source: 'legacy' | 'read-model'; readModel: string | null }>;
+  /**
+   * Read-your-writes on a read model: resolves once its updater has applied the aggregate's
+   * event at `sequence` (an append returns it); rejects after `timeoutMs` (default 5 s).
+   */
+  waitForReadModel(db: Db, readModel: string, target: { aggregateId: AggregateIdInput; sequence: number }, options?: { timeoutMs?: number }): Promise<void>;
   /** An aggregate's events in sequence order, optionally a sequence or time range. */
   readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange & Omit<AggregateRange, 'from' | 'to'>): Promise<StoredEvent[]>;
   /**
@@ -222,6 +231,17 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
     canonicalId: async (db, aggregateType, aggregateId) => {
       const { aggregate, ref } = typed(aggregateType, aggregateId);
       return (await reading('canonical id', () => readHead(toSql(db), tables, aggregate, ref))).aggregateId;
+    },
+    readSource: (db, aggregateType) => {
+      aggregateTypeOf(resolved, aggregateType);
+      return reading('read the cut-over state', () => readSource(toSql(db), tables, aggregateType));
+    },
+    waitForReadModel: async (db, readModel, target, options) => {
+      const model = resolved.readModels.get(readModel);
+      if (!model) throw new ValidationError(`unknown read model "${readModel}"; the config declares ${[...resolved.readModels.keys()].join(', ') || 'none'}`);
+      const { aggregate, ref } = typed(model.aggregateType, target.aggregateId);
+      const head = await reading('canonical id', () => readHead(toSql(db), tables, aggregate, ref));
+      return waitForReadModel(toSql(db), tables, model, { aggregateId: head.aggregateId, sequence: target.sequence }, options);
     },
     migrate: async (connectionString) => {
       const result = await migrate({ connectionString, schema: resolved.schema, appRoles: resolved.appRoles });

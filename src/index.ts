@@ -62,6 +62,8 @@ export { recentRuns } from './verify/history.js';
 export type { StoredRun } from './verify/history.js';
 export { verifyMetrics } from './verify/metrics.js';
 export { exitCodeOf } from './verify/report.js';
+export { cutoverStatus, cutoverSwitch, cutoverRevert } from './verify/cutover.js';
+export type { CutoverStatus, ChecklistItem, GateOptions } from './verify/cutover.js';
 export type { VerifyReport, TypeReport, Mismatch, MismatchClass, MismatchKind, FieldDifference, Outcome, RunMode, TypeCounts } from './verify/report.js';
 
 // Schema and the embedded server
@@ -90,6 +92,7 @@ export {
   EmbeddedServerError,
   UsageError,
   RestoredClusterError,
+  GateClosedError,
   isHindsightError,
   isConfigError,
   isValidationError,
@@ -99,4 +102,5 @@ export {
   isEmbeddedServerError,
   isUsageError,
   isRestoredClusterError,
+  isGateClosedError,
 } from './errors.js';

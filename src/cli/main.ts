@@ -1,5 +1,5 @@
 import { redactUrl } from '../db/redactUrl.js';
-import { isConcurrencyError, isHindsightError, isUsageError } from '../errors.js';
+import { isConcurrencyError, isGateClosedError, isHindsightError, isUsageError } from '../errors.js';
 import { runAppend } from './commands/append.js';
 import { runAudit } from './commands/audit.js';
 import { runDb } from './commands/db.js';
@@ -12,6 +12,7 @@ import { runBackfill, runListen, runReplication } from './commands/replication.j
 import { runSnapshot } from './commands/snapshot.js';
 import { runState } from './commands/state.js';
 import { runVerify } from './commands/verify.js';
+import { runCutover } from './commands/cutover.js';
 import { createCommandContext, type CliIo, type CommandContext } from './context.js';
 import { parseCli, type Command } from './parse.js';
 
@@ -61,14 +62,16 @@ function run(ctx: CommandContext, command: Command): Promise<number> {
       return runListen(ctx, command);
     case 'verify':
       return runVerify(ctx, command);
+    case 'cutover':
+      return runCutover(ctx, command);
     case 'demo':
       return runDemoCommand(ctx);
   }
 }
 
-/** Prints an error (never a password) and picks the exit code: 1 for a lost append race, 2 otherwise. */
+/** Prints an error (never a password) and picks the exit code: 1 for a lost append race or a closed cut-over gate, 2 otherwise. */
 function reportError(error: unknown, io: CliIo, json: boolean): number {
-  const code = isConcurrencyError(error) ? EXIT.PROBLEMS : EXIT.ERROR;
+  const code = isConcurrencyError(error) || isGateClosedError(error) ? EXIT.PROBLEMS : EXIT.ERROR;
   const message = redactUrl(error instanceof Error ? error.message : String(error));
   const kind = isHindsightError(error) ? error.code : 'HINDSIGHT_UNEXPECTED';
   const hint = isUsageError(error) ? '\nRun `hindsight --help` (or `hindsight <command> --help`) for usage.' : '';

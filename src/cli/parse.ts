@@ -68,6 +68,16 @@ export type Command =
       show: number;
       metricsFile: string | undefined;
     }
+  | {
+      name: 'cutover';
+      action: 'status' | 'switch' | 'revert';
+      aggregateType: string;
+      readModel: string | undefined;
+      runs: number | undefined;
+      days: number | undefined;
+      force: boolean;
+      reason: string | undefined;
+    }
   | { name: 'demo' };
 
 export type ParsedCli =
@@ -195,6 +205,18 @@ function describeCli(args: string[]): Argv {
         .example('$0 verify --metrics-file /var/lib/node_exporter/hindsight.prom || alert', '')
         .example('$0 verify account --ids 42 17 --json', '')
         .example('$0 verify --target read-model:account_balances', ''),
+    )
+    .command('cutover <action> <type>', 'the gate that moves reads of a type to its read model: status (a checklist; exit 1 while closed), switch, revert', (y) =>
+      y
+        .positional('action', { choices: ['status', 'switch', 'revert'] as const, describe: 'status: the checklist from stored runs; switch: move reads (refused while the gate is closed); revert: back to the legacy columns' })
+        .positional('type', { type: 'string', describe: 'the aggregate type' })
+        .option('read-model', { type: 'string', describe: 'the read model reads move to (default: the type\'s only one)' })
+        .option('runs', { type: 'string', describe: 'consecutive clean, complete, full runs needed of each check (default 3)' })
+        .option('days', { type: 'string', describe: 'days those runs must span (default 7)' })
+        .option('force', { type: 'boolean', describe: 'switch even though the gate is closed (needs --reason; recorded)' })
+        .option('reason', { type: 'string', describe: 'why: recorded with the switch or revert' })
+        .example('$0 cutover status account', '')
+        .example('$0 cutover switch account --force --reason "incident 123: legacy table corrupt"', ''),
     )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
@@ -331,6 +353,21 @@ function toCommand(argv: Record<string, unknown>): Command {
         groupMs: text('group-ms') === undefined ? undefined : wholeNumber(required('group-ms'), '--group-ms'),
         heartbeatMs: text('heartbeat') === undefined ? undefined : nonNegativeNumber(required('heartbeat'), '--heartbeat') * 1000,
       };
+    case 'cutover': {
+      const action = argv.action as 'status' | 'switch' | 'revert';
+      if (argv.force && action !== 'switch') throw new UsageError('--force applies to cutover switch only');
+      if (argv.force && !text('reason')?.trim()) throw new UsageError('cutover switch --force needs --reason "...": say why the gate is overridden (it is recorded)');
+      return {
+        name,
+        action,
+        aggregateType: required('type'),
+        readModel: text('read-model'),
+        runs: text('runs') === undefined ? undefined : wholeNumber(required('runs'), '--runs'),
+        days: text('days') === undefined ? undefined : nonNegativeNumber(required('days'), '--days'),
+        force: Boolean(argv.force),
+        reason: text('reason'),
+      };
+    }
     case 'verify':
       if (argv.jsonl && argv.json) throw new UsageError('verify: give --json (one document) or --jsonl (one line per mismatch), not both');
       return {
