@@ -67,6 +67,8 @@ export default defineConfig({
   embedded: true,
   // Every event must say who did it.
   requireActor: true,
+  // The logical-replication slot and publication of the "both" type below.
+  replication: { slot: 'hindsight', publication: 'hindsight_legacy' },
   aggregates: [
     {
       type: 'account',
@@ -76,15 +78,28 @@ export default defineConfig({
       capture: 'app',
       events: [AccountOpened, AccountCredited, AccountDebited],
       projector: accountProjector,
+      // A table kept up to date from the projected state (hindsight project), for reads to move to.
+      readModels: [
+        {
+          name: 'account_balances',
+          table: 'read_models.account_balances',
+          columns: { owner: { type: 'text' }, balance_cents: { type: 'bigint', field: 'balanceCents' } },
+        },
+      ],
+      // Every write path sets updated_at: verify can tell a write that recorded no event.
+      verify: { updatedAt: 'updated_at' },
     },
     {
       type: 'subscription',
       table: 'subscriptions',
       key: { column: 'id', type: 'uuid' },
       columns: { account_id: 'accountId', plan: 'plan', status: 'status' },
-      capture: 'app',
+      // The wrappers record the app's events; the listener also turns changes made by code
+      // that bypasses them (old admin scripts, SQL jobs) into <table>.updated events.
+      capture: 'both',
       events: [SubscriptionCreated, SubscriptionActivated, SubscriptionCancelled],
       projector: subscriptionProjector,
+      verify: { updatedAt: 'updated_at' },
     },
   ],
 });

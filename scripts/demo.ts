@@ -5,8 +5,12 @@
  * simulated February 2026 of service calls. hindsight wraps the unchanged service
  * functions, so every state change is recorded as a domain event with who did it and
  * why, in the same transaction. Then it answers the question the project exists for:
- * what happened to account 1 between 3 and 17 February, who did it and why?
+ * what happened to account 1 between 3 and 17 February, who did it and why? Then the
+ * rest of the retrofit: an old admin script that bypasses the wrappers is caught by the
+ * listener, a read model is built, the verifier finds a planted projector bug and says
+ * why, the fixed projector verifies clean, and the cut-over gate shows what is left.
  */
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,13 +21,25 @@ import { loadConfig } from '../src/config/load.js';
 import { startEmbeddedServer, stopEmbeddedServer } from '../src/db/embedded/server.js';
 import { createHindsight, type Hindsight } from '../src/hindsight.js';
 import { migrate } from '../src/store/migrate.js';
+import { humanReport } from '../src/cli/commands/verify.js';
+import type { ResolvedConfig } from '../src/config/resolve.js';
+import { toSql } from '../src/db/queryable.js';
+import { backfill } from '../src/replication/backfill.js';
+import { runListener } from '../src/replication/listener.js';
+import { setupReplication } from '../src/replication/setup.js';
+import { storeTables } from '../src/store/tables.js';
+import { commitCut, waitForCut } from '../src/verify/cut.js';
+import { verify } from '../src/verify/run.js';
 import * as legacy from './demo/legacyApp.js';
 
 export interface DemoOutput {
   write(text: string): void;
 }
 
-const CONFIG_FILE = fileURLToPath(new URL('../../config/hindsight.config.ts', import.meta.url));
+/** The example config, from dist/scripts (npm run demo) or from scripts (the demo's test). */
+const CONFIG_FILE = ['../../config/hindsight.config.ts', '../config/hindsight.config.ts']
+  .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
+  .find((file) => existsSync(file))!;
 
 /** A small seeded generator, so every run tells the same story. */
 function random(seed: number): () => number {
@@ -66,7 +82,7 @@ function recordedServices(hs: Hindsight, clock: { now: string }) {
       events: (_result, id, accountId, plan) => ({
         aggregateType: 'subscription',
         aggregateId: id,
-        expectedVersion: 'none',
+        // a "both" type: the listener appends in commit order; the row lock orders the writers
         events: [{ type: 'subscription.created', payload: { accountId, plan }, ...at() }],
       }),
     }),
@@ -159,6 +175,10 @@ async function simulateMonth(hs: Hindsight, pool: pg.Pool, tally: Tally): Promis
     if (d === 16) {
       await call(day(16, 3, 0), { actor: 'fee-job', reason: 'monthly account fee' }, () => services.debitAccount(pool, 1, 990));
     }
+    if (d === 20) {
+      // Someone runs the old admin script: no service function, no wrapper, no context.
+      await legacy.adminChangePlan(pool, SUBSCRIPTIONS[1]!, 'pro');
+    }
   }
 }
 
@@ -174,6 +194,7 @@ export async function runDemo(out: DemoOutput): Promise<void> {
     await stopEmbeddedServer(baseDir).catch(() => undefined);
     await fs.rm(baseDir, { recursive: true, force: true });
   };
+  let stopListener = async () => undefined as void;
   try {
     const server = await startEmbeddedServer({ baseDir });
     const pool = new pg.Pool({ connectionString: server.url, max: 4 });
@@ -188,9 +209,21 @@ export async function runDemo(out: DemoOutput): Promise<void> {
       const applied = await migrate({ connectionString: server.url, schema: config.schema });
       say(`3. hindsight migrate: created schema "${config.schema}" (${applied.applied.join(', ')})`);
 
+      await setupReplication(config, { connectionString: server.url });
+      await backfill(config, { connectionString: server.url });
+      const listening = new AbortController();
+      const listener = runListener(config, { connectionString: server.url, signal: listening.signal, heartbeatMs: 500 });
+      stopListener = async () => {
+        listening.abort();
+        await listener;
+      };
+      say('   hindsight replication setup, backfill and listen: subscriptions are captured "both" by the wrappers and the listener');
+
       const hs = createHindsight(config);
       const tally: Tally = { calls: 0, refused: 0 };
       await simulateMonth(hs, pool, tally);
+      // The listener appends the subscriptions' events after its lag: wait for it to pass this point.
+      await waitForCut(toSql(pool), storeTables(config.quotedSchema), config.replication.slot, await commitCut(toSql(pool), 'demo'), 30_000);
       const events = (await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM hindsight.events`)).rows[0]!.n;
       say(
         `4. Simulated February 2026: ${tally.calls} calls of the unchanged service functions through hindsight's wrapper;\n` +
@@ -225,13 +258,56 @@ export async function runDemo(out: DemoOutput): Promise<void> {
 
       const report = await hs.audit(pool);
       say(`8. hindsight audit: ${report.aggregates} aggregates, ${report.events} events, ${report.problems.length === 0 ? 'every hash chain intact' : `${report.problems.length} broken chains`}`);
+
+      await theRestOfTheRetrofit(config, server.url, common, io, say);
     } finally {
+      await stopListener();
       await pool.end();
     }
   } finally {
     await stop();
   }
   say(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s; the server is stopped and its files removed.`);
+}
+
+/** Steps 9-13: what the listener caught, a read model, verification (a planted bug, then clean) and the gate. */
+async function theRestOfTheRetrofit(
+  config: ResolvedConfig,
+  url: string,
+  common: string[],
+  io: Parameters<typeof cli>[1],
+  say: (text?: string) => void,
+): Promise<void> {
+  say('\n9. On 20 February an old admin script moved a subscription to another plan with a plain UPDATE,');
+  say('   bypassing the wrappers. The listener recorded it anyway (at the time it really ran, with no actor):');
+  say(`   $ hindsight history subscription ${SUBSCRIPTIONS[1]}\n`);
+  await cli(['history', 'subscription', SUBSCRIPTIONS[1]!, ...common], io);
+
+  say('\n10. The read model account_balances, built by the updater:');
+  say('   $ hindsight project --once\n');
+  await cli(['project', '--once', ...common], io);
+
+  // A projector with a bug a real team could make: it forgot to handle debits.
+  const account = config.aggregates.get('account')!;
+  const { 'account.debited': _forgotten, ...handlers } = account.projector!.handlers;
+  const buggy: ResolvedConfig = {
+    ...config,
+    aggregates: new Map(config.aggregates).set('account', { ...account, projector: { ...account.projector!, handlers } }),
+  };
+  say('\n11. Dual run: verify compares every aggregate\'s projected state with its legacy row.');
+  say('    First with a planted projector bug (the account projector forgot account.debited):\n');
+  const found = await verify(buggy, { connectionString: url, types: ['account'] });
+  io.stdout(`${humanReport(found, 2)}\n`);
+
+  say('\n12. The projector fixed (the one in config/hindsight.config.ts), both checks run clean:');
+  say('   $ hindsight verify\n');
+  await cli(['verify', ...common], io);
+  say('\n   $ hindsight verify --target read-model:account_balances\n');
+  await cli(['verify', '--target', 'read-model:account_balances', ...common], io);
+
+  say('\n13. Should reads of accounts move to the read model yet? The gate says what is left:');
+  say('   $ hindsight cutover status account\n');
+  await cli(['cutover', 'status', 'account', ...common], io);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

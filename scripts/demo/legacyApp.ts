@@ -68,3 +68,11 @@ export async function cancelSubscription(db: Queryable, id: string): Promise<boo
   );
   return rowCount === 1;
 }
+
+/**
+ * An old admin script nobody remembered: it moves a subscription to another plan with a
+ * plain UPDATE, through no service function, so no wrapper sees it.
+ */
+export async function adminChangePlan(db: Queryable, id: string, plan: string): Promise<void> {
+  await db.query(`UPDATE subscriptions SET plan = $2, updated_at = now() WHERE id = $1`, [id, plan]);
+}

@@ -41,9 +41,12 @@ export async function explainFieldMismatch(
     return { class: 'projector bug', explanation, firstDivergence: { sequence: event.sequence, eventType: event.type, occurredAt: event.occurredAt } };
   }
   const changedAfterImages = images.lastImageMatchedProjection && fields.some((f) => images.lastImage && f.column in images.lastImage);
-  const changedAfterEvent = row.updatedAt !== null && last !== undefined && row.updatedAt > last.occurredAt;
+  // The time the last event was written, not its business time (occurredAt may be any time the app chose).
+  const changedAfterEvent = row.updatedAt !== null && last !== undefined && row.updatedAt > fold.lastRecordedAt;
   if (changedAfterImages || changedAfterEvent) {
-    const how = changedAfterEvent ? `(${aggregate.verify.updatedAt} ${row.updatedAt} is later than the last event, ${last!.occurredAt})` : '(the last row image the events carry matches the projection)';
+    const how = changedAfterEvent
+      ? `(${aggregate.verify.updatedAt} ${row.updatedAt} is later than the last event's write, ${fold.lastRecordedAt})`
+      : '(the last row image the events carry matches the projection)';
     explanation.push(`legacy row changed after its last event: a write path is not captured ${how}`);
     return { class: 'legacy drift', explanation };
   }

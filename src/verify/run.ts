@@ -379,7 +379,7 @@ async function comparePage(ctx: TypeContext, columns: readonly ComparedColumn[],
 
 async function deletedButPresent(aggregate: AggregateType, row: LegacyRow, fold: VisibleFold): Promise<Mismatch> {
   const last = fold.events[fold.events.length - 1]!;
-  const later = row.updatedAt !== null && row.updatedAt > last.occurredAt;
+  const later = row.updatedAt !== null && row.updatedAt > fold.lastRecordedAt;
   return {
     aggregateId: row.id,
     kind: 'field-mismatch',

@@ -59,13 +59,14 @@ function summaryLine(report: VerifyReport): string {
   return `verify ${report.runId}: ${report.outcome} (${report.types.map((t) => `${t.aggregateType} ${t.outcome}`).join(', ')})`;
 }
 
-function humanReport(report: VerifyReport, show: number): string {
+/** The human report of a run (also used by the demo). */
+export function humanReport(report: VerifyReport, show: number): string {
   const lines: string[] = [];
   for (const type of report.types) {
     const c = type.counts;
     lines.push(`${type.aggregateType} (${type.target}, ${type.mode}): ${type.outcome.toUpperCase()}${type.reason ? `: ${type.reason}` : ''}`);
     lines.push(
-      `  ${plural(c.rows, 'legacy row')} read, ${plural(c.compared, 'aggregate')} compared: ${c.matched} matched, ${c.mismatched} mismatched, ` +
+      `  ${plural(c.rows, type.target === 'projection' ? 'legacy row' : 'read-model row')} read, ${plural(c.compared, 'aggregate')} compared: ${c.matched} matched, ${c.mismatched} mismatched, ` +
         `${c.missingInEvents} missing in events, ${c.missingInLegacy} missing in legacy, ${c.ignored} ignored`,
     );
     for (const warning of type.warnings) lines.push(`  note: ${warning}`);
@@ -74,7 +75,7 @@ function humanReport(report: VerifyReport, show: number): string {
     const classes = Object.entries(type.classCounts);
     if (classes.length > 0) lines.push(`  per class: ${classes.map(([k, n]) => `${k} ${n}`).join(', ')}`);
     for (const m of type.mismatches.slice(0, show)) lines.push(...mismatchLines(m));
-    if (type.mismatches.length > show) lines.push(`  ... and ${type.mismatches.length - show} more (--show N, --jsonl, or the stored run ${type.historyId ?? ''})`);
+    if (type.mismatches.length > show) lines.push(`  ... and ${type.mismatches.length - show} more (see them with --show N or --jsonl)`);
   }
   lines.push(`run ${report.runId}: ${report.outcome}${report.outcome === 'empty' ? ' (no legacy rows and no events: nothing was verified)' : ''}`);
   return lines.join('\n');
