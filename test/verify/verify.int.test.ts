@@ -168,6 +168,28 @@ describe('verify, app type', () => {
     void other;
   });
 
+  test('an event with a business time long past is not taken for a later legacy write: updated_at is compared with when the event was written', async () => {
+    await reset();
+    const id = nextId++;
+    await hs.transaction(db.pool, async (tx) => {
+      await (tx.db as pg.PoolClient).query(
+        `INSERT INTO accounts (id, owner, balance, status, opened_at, nickname) VALUES ($1, 'ann', 5, 'A', '2026-02-03T09:15:00.123456Z', NULL)`,
+        [id],
+      );
+      await tx.record(
+        'account',
+        id,
+        'account.opened',
+        { owner: 'ann', balance: '5', status: 'active', openedAt: '2026-02-03T09:15:00.123456Z', prefs: {}, nickname: null },
+        { occurredAt: '2020-01-01T00:00:00Z' }, // what the business says happened, years before updated_at
+      );
+      await (tx.db as pg.PoolClient).query(`UPDATE accounts SET owner = 'bea' WHERE id = $1`, [id]);
+      await tx.record('account', id, 'account.renamed', { owner: 'bea' }, { occurredAt: '2020-01-02T00:00:00Z' });
+    });
+    const report = await run(config({ renameHandler: false }));
+    expect(report.mismatches[0]).toMatchObject({ class: 'projector bug', fields: [{ field: 'owner', legacy: 'bea', projected: 'ann' }] });
+  });
+
   test('two timestamps 1 microsecond apart differ at microsecond precision, and match at millisecond precision', async () => {
     await reset();
     const id = await open();
