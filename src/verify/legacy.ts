@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { AggregateType } from '../config/resolve.js';
 import { canonicalKeySql } from '../db/canonicalKey.js';
 import { quoteIdent } from '../db/identifiers.js';
+import { inSnapshot } from '../db/transaction.js';
 import type { ComparedColumn } from './columns.js';
 
 /**
@@ -37,7 +38,7 @@ export type PageSelection =
   | { kind: 'changed'; since: string; ids: readonly string[]; after: readonly string[] | undefined; limit: number };
 
 export async function readLegacyPage(
-  client: pg.ClientBase,
+  pool: pg.Pool,
   aggregate: AggregateType,
   columns: readonly ComparedColumn[],
   selection: PageSelection,
@@ -78,13 +79,11 @@ export async function readLegacyPage(
       break;
     }
   }
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
+  return inSnapshot(pool, async (client) => {
     const { rows: marks } = await client.query<{ snapshot: string; lsn: string }>(
       'SELECT pg_current_snapshot()::text AS snapshot, pg_current_wal_insert_lsn()::text AS lsn',
     );
     const { rows } = await client.query<string[]>({ text, values, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } } as never);
-    await client.query('COMMIT');
     const keys = aggregate.key.length;
     return {
       snapshot: marks[0]!.snapshot,
@@ -96,10 +95,7 @@ export async function readLegacyPage(
         values: columns.map((_, k) => row[2 + keys + k] ?? null),
       })),
     };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 /**

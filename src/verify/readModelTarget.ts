@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { AggregateType } from '../config/resolve.js';
 import type { Sql } from '../db/queryable.js';
+import { inSnapshot } from '../db/transaction.js';
 import { foldInto, initialFold, type Folded } from '../projection/fold.js';
 import { DELETED_COLUMN, SEQUENCE_COLUMN, type ReadModel } from '../readmodel/declaration.js';
 import { foldColumns, toProjectedEvent } from '../store/eventRow.js';
@@ -50,9 +51,8 @@ export interface ReadModelPage {
 }
 
 /** A page of read-model rows in aggregate id order, with the checkpoint, in one snapshot. */
-export async function readModelPage(client: pg.ClientBase, tables: StoreTables, model: ReadModel, columns: readonly ComparedColumn[], after: string | undefined, limit: number): Promise<ReadModelPage> {
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
+export async function readModelPage(pool: pg.Pool, tables: StoreTables, model: ReadModel, columns: readonly ComparedColumn[], after: string | undefined, limit: number): Promise<ReadModelPage> {
+  return inSnapshot(pool, async (client) => {
     const snapshot = (await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0]!.s;
     const checkpoint = (
       await client.query<{ transaction_id: string; global_position: string }>(
@@ -68,16 +68,12 @@ export async function readModelPage(client: pg.ClientBase, tables: StoreTables, 
       rowMode: 'array',
       types: { getTypeParser: () => (v: string) => v },
     } as never);
-    await client.query('COMMIT');
     return {
       snapshot,
       checkpoint: checkpoint ? { transactionId: checkpoint.transaction_id, globalPosition: checkpoint.global_position } : undefined,
       rows: rows.map((r) => ({ id: r[0]!, sequence: Number(r[1]), deleted: r[2] === 'true', values: columns.map((_, k) => r[3 + k] ?? null) })),
     };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 /** Each aggregate folded cold up to a sequence (one query for the page). */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
 import { canonicalKeySql } from '../db/canonicalKey.js';
+import { inSnapshot } from '../db/transaction.js';
 import { toSql, type Sql } from '../db/queryable.js';
 import { ValidationError } from '../errors.js';
 import { checkTransactionIds } from '../readmodel/restoredClusterGuard.js';
@@ -16,7 +17,7 @@ import { aggregateRule, expiredRules, fieldRule } from './ignore.js';
 import { matchIds, readLegacyPage, type LegacyPage, type LegacyRow, type PageSelection } from './legacy.js';
 import { emptyCounts, outcomeOf, worstOutcome, type FieldDifference, type Mismatch, type RunMode, type TypeReport, type VerifyReport } from './report.js';
 import { foldVisible, type VisibleFold } from './visibleFolds.js';
-import { compareModelRows, foldUpTo, readModelColumns, readModelPage, type ReadModelPage } from './readModelTarget.js';
+import { compareModelRows, foldUpTo, readModelColumns, readModelPage } from './readModelTarget.js';
 import type { ReadModel } from '../readmodel/declaration.js';
 
 /**
@@ -205,13 +206,7 @@ async function verifyType(ctx: TypeContext): Promise<TypeReport> {
             : changed
               ? { kind: 'changed', since: changed.since, ids: changed.ids, after, limit: pageSize }
               : { kind: 'after', key: after, limit: pageSize };
-      const client = await ctx.pool.connect();
-      let page: LegacyPage;
-      try {
-        page = await readLegacyPage(client, aggregate, columns, selection);
-      } finally {
-        client.release();
-      }
+      const page = await readLegacyPage(ctx.pool, aggregate, columns, selection);
       report.cut.pages += 1;
       report.cut.firstSnapshot ??= page.snapshot;
       report.cut.walLsn ??= page.walLsn;
@@ -428,24 +423,14 @@ async function missingInLegacy(ctx: TypeContext, report: TypeReport, seen: Set<s
 async function checkAbsent(ctx: TypeContext, report: TypeReport, ids: readonly string[]): Promise<Mismatch[]> {
   const { aggregate } = ctx;
   const counts = report.counts;
-  const client = await ctx.pool.connect();
-  let snapshot: string;
-  let present: Set<string>;
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    snapshot = (await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0]!.s;
+  const { snapshot, present } = await inSnapshot(ctx.pool, async (client) => {
+    const s = (await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0]!.s;
     const { rows } = await client.query<{ id: string }>({
       text: `SELECT ${canonicalKeySql(aggregate.key, aggregate.key.map((k) => `t.${k.quoted}`))} AS id FROM ${aggregate.table.quoted} t WHERE ${matchIds(aggregate, '$1::text[]')}`,
       values: [[...ids]],
     });
-    await client.query('COMMIT');
-    present = new Set(rows.map((r) => r.id));
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+    return { snapshot: s, present: new Set(rows.map((r) => r.id)) };
+  });
   const absent = ids.filter((id) => !present.has(id));
   if (absent.length === 0) return [];
   await passCut(ctx, report);
@@ -498,13 +483,7 @@ async function verifyReadModel(ctx: TypeContext, model: ReadModel): Promise<Type
     let after: string | undefined;
     for (;;) {
       if (ctx.options.signal?.aborted) throw new Incomplete('cancelled');
-      const client = await ctx.pool.connect();
-      let page: ReadModelPage;
-      try {
-        page = await readModelPage(client, tables, model, found, after, pageSize);
-      } finally {
-        client.release();
-      }
+      const page = await readModelPage(ctx.pool, tables, model, found, after, pageSize);
       report.cut.pages += 1;
       report.cut.firstSnapshot ??= page.snapshot;
       report.counts.rows += page.rows.length;
@@ -549,11 +528,8 @@ async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<
     );
     const unseen = heads.map((h) => h.id).filter((id) => !seen.has(id));
     if (unseen.length > 0) {
-      const client = await ctx.pool.connect();
-      let passed: Array<{ id: string; upto: string }>;
-      try {
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        ({ rows: passed } = await client.query<{ id: string; upto: string }>({
+      const passed = await inSnapshot(ctx.pool, async (client) => {
+        const { rows } = await client.query<{ id: string; upto: string }>({
           text: `SELECT e.aggregate_id AS id, max(e.sequence)::text AS upto
                  FROM ${tables.events} e, ${tables.checkpoints} c
                  WHERE c.subscriber = $3::text AND e.aggregate_type = $1::text AND e.aggregate_id = ANY ($2::text[])
@@ -561,14 +537,9 @@ async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<
                    AND NOT EXISTS (SELECT 1 FROM ${model.table.quoted} m WHERE m.aggregate_id = e.aggregate_id)
                  GROUP BY e.aggregate_id`,
           values: [aggregate.type, unseen, model.subscriber],
-        }));
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+        });
+        return rows;
+      });
       const folds = await foldUpTo(sql, tables, aggregate, new Map(passed.map((p) => [p.id, Number(p.upto)])));
       for (const { id } of passed) {
         const folded = folds.get(id)!;
