@@ -53,8 +53,8 @@ function jsonText(value: unknown): string {
 
 /** SQL that is true when legacy text `l` and projected text `p` (SQL expressions) are equal for `column`. */
 export function equalitySql(column: ComparedColumn, l: string, p: string, tolerance: string): string {
-  const type = column.sqlType;
-  const isJsonType = type === 'json' || type === 'jsonb';
+  const type = column.castType;
+  const isJsonType = column.typeName === 'json' || column.typeName === 'jsonb';
   switch (column.compare) {
     case 'text':
       return `${l} = ${p}`;
@@ -67,7 +67,8 @@ export function equalitySql(column: ComparedColumn, l: string, p: string, tolera
     case 'timestamp': {
       const asType = column.category === 'D' ? type : 'timestamptz';
       const precision = column.precision ?? 'microsecond';
-      const truncatable = asType !== 'date' && !asType.startsWith('time without') && !asType.startsWith('time with') && asType !== 'time';
+      // date_trunc takes timestamps and intervals; dates and times of day compare as they are
+      const truncatable = column.category !== 'D' || ['timestamp', 'timestamptz', 'interval'].includes(column.typeName);
       if (precision === 'microsecond' || !truncatable) return `(${l})::${asType} = (${p})::${asType}`;
       return `date_trunc('${precision}', (${l})::${asType}) = date_trunc('${precision}', (${p})::${asType})`;
     }

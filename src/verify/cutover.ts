@@ -22,6 +22,8 @@ export interface GateOptions {
   readModel?: string;
   /** Listener types: the most WAL the listener may be behind. Default 16 MiB. */
   maxListenerLagBytes?: number;
+  /** The newest run of each check must have finished within this many hours. Default 48. */
+  maxAgeHours?: number;
 }
 
 export interface ChecklistItem {
@@ -58,9 +60,12 @@ export async function cutoverStatus(sql: Sql, tables: StoreTables, config: Resol
   const days = options.days ?? 7;
   const checklist: ChecklistItem[] = [];
   const [now] = await sql.query<{ today: string }>(`SELECT current_date::text AS today`);
-  for (const target of ['projection', `read-model:${model.name}`]) {
-    const runs = await recentRuns(sql, tables, { types: [aggregateType], target, limit: 500 });
-    checklist.push(streakItem(aggregate, target, runs, needed, days));
+  for (const [target, hash] of [
+    ['projection', configHash(aggregate)],
+    [`read-model:${model.name}`, configHash(aggregate, model)],
+  ] as const) {
+    const runs = await recentRuns(sql, tables, { types: [aggregateType], target, limit: 1000 });
+    checklist.push(streakItem(aggregate, target, hash, runs, needed, days, options.maxAgeHours ?? 48));
   }
   const expired = expiredRules(aggregate, now!.today);
   checklist.push({
@@ -90,26 +95,33 @@ export async function cutoverStatus(sql: Sql, tables: StoreTables, config: Resol
 }
 
 /**
- * The latest full runs of one check, newest first: the streak is the clean ones before the
- * first that is not (any outcome but clean breaks it, and so does a run of another
- * projector version or declaration: it checked something else).
+ * The streak of one check, from its runs newest first: full runs that are clean (with at
+ * least one aggregate matched, so a run where everything was ignored does not count), of
+ * this projector version and declaration. Any run that found mismatches, whatever its mode,
+ * breaks it, and so does a full run that was incomplete or checked something else; other
+ * sample, ids and changed runs neither count nor break it. The newest must be recent.
  */
-function streakItem(aggregate: AggregateType, target: string, runs: readonly StoredRun[], needed: number, days: number): ChecklistItem {
+function streakItem(aggregate: AggregateType, target: string, hash: string, runs: readonly StoredRun[], needed: number, days: number, maxAgeHours: number): ChecklistItem {
   const check = `${needed} consecutive clean, complete, full runs of ${target} spanning ${days} days`;
-  const full = runs.filter((r) => r.mode === 'full');
   const streak: StoredRun[] = [];
-  for (const run of full) {
-    if (run.outcome !== 'clean' || run.projectorVersion !== aggregate.projectionVersion || run.configHash !== configHash(aggregate)) break;
+  let broken: string | undefined;
+  for (const run of runs) {
+    if (run.outcome === 'mismatches') broken = `a ${run.mode} run (${run.finishedAt}) found mismatches`;
+    else if (run.mode !== 'full') continue;
+    else if (run.outcome !== 'clean') broken = `the full run of ${run.finishedAt} was ${run.outcome}`;
+    else if (run.projectorVersion !== aggregate.projectionVersion || run.configHash !== hash) broken = `the full run of ${run.finishedAt} checked another projector version or declaration`;
+    else if (run.counts.matched === 0) broken = `the full run of ${run.finishedAt} matched nothing (everything ignored or empty)`;
+    if (broken) break;
     streak.push(run);
   }
-  if (streak.length === 0) {
-    const last = full[0];
-    const why = !last ? 'no full run stored' : last.outcome !== 'clean' ? `the last full run (${last.finishedAt}) was ${last.outcome}` : 'the last full run checked another projector version or declaration';
-    return { check, ok: false, detail: why };
-  }
-  const spanDays = (Date.parse(streak[0]!.finishedAt) - Date.parse(streak[streak.length - 1]!.startedAt)) / 86_400_000;
-  const ok = streak.length >= needed && spanDays >= days;
-  return { check, ok, detail: `${streak.length} clean in a row, spanning ${spanDays.toFixed(1)} days (oldest ${streak[streak.length - 1]!.startedAt})` };
+  if (streak.length === 0) return { check, ok: false, detail: broken ?? 'no full run stored' };
+  const newest = streak[0]!;
+  const ageHours = (Date.now() - Date.parse(newest.finishedAt)) / 3_600_000;
+  const spanDays = (Date.parse(newest.finishedAt) - Date.parse(streak[streak.length - 1]!.startedAt)) / 86_400_000;
+  const ok = streak.length >= needed && spanDays >= days && ageHours <= maxAgeHours;
+  const stale = ageHours > maxAgeHours ? `; the newest is ${ageHours.toFixed(0)} hours old (at most ${maxAgeHours})` : '';
+  const before = broken ? `; before them ${broken}` : '';
+  return { check, ok, detail: `${streak.length} clean in a row, spanning ${spanDays.toFixed(1)} days (oldest ${streak[streak.length - 1]!.startedAt})${stale}${before}` };
 }
 
 async function listenerItem(sql: Sql, tables: StoreTables, config: ResolvedConfig, aggregate: AggregateType, maxBytes: number): Promise<ChecklistItem> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AggregateType } from '../config/resolve.js';
+import type { ReadModel } from '../readmodel/declaration.js';
 import type { Sql } from '../db/queryable.js';
 import type { StoreTables } from '../store/tables.js';
 import type { Mismatch, Outcome, RunMode, TypeCounts, TypeReport } from './report.js';
@@ -10,9 +11,10 @@ import type { Mismatch, Outcome, RunMode, TypeCounts, TypeReport } from './repor
  * `--changed-since-last` read it back.
  */
 
-/** Identifies the declaration a run checked: a changed map or rule makes a different hash. */
-export function configHash(aggregate: AggregateType): string {
+/** Identifies the declaration a run checked: a changed map, rule or read model makes a different hash. */
+export function configHash(aggregate: AggregateType, model?: ReadModel): string {
   const declaration = {
+    ...(model ? { readModel: { table: model.table.quoted, columns: model.columns, onDelete: model.onDelete, custom: model.write !== undefined } } : {}),
     table: aggregate.table.quoted,
     key: aggregate.key.map((k) => [k.column, k.type.sql]),
     comparisons: [...aggregate.comparisons.values()].map((c) => ({ ...c, values: c.values ? [...c.values] : undefined })),
@@ -88,15 +90,20 @@ export interface StoredRun {
 const UTC = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /** Recent runs, newest first: of some types and targets, or all. */
-export async function recentRuns(sql: Sql, tables: StoreTables, filter: { types?: readonly string[]; target?: string; limit?: number } = {}): Promise<StoredRun[]> {
+export async function recentRuns(
+  sql: Sql,
+  tables: StoreTables,
+  filter: { types?: readonly string[]; target?: string; modes?: readonly RunMode[]; limit?: number } = {},
+): Promise<StoredRun[]> {
   const rows = await sql.query<Record<string, string | null>>(
     `SELECT id::text AS id, run_id::text AS run_id, aggregate_type, target, mode, ${UTC('started_at')} AS started_at, ${UTC('finished_at')} AS finished_at,
             outcome, reason, counts::text AS counts, cut::text AS cut, projector_version, config_hash
      FROM ${tables.verifyRuns}
      WHERE ($1::text[] IS NULL OR aggregate_type = ANY ($1::text[])) AND ($2::text IS NULL OR target = $2::text)
+       AND ($4::text[] IS NULL OR mode = ANY ($4::text[]))
      ORDER BY finished_at DESC, id DESC
      LIMIT $3::int`,
-    [filter.types ? [...filter.types] : null, filter.target ?? null, filter.limit ?? 20],
+    [filter.types ? [...filter.types] : null, filter.target ?? null, filter.limit ?? 20, filter.modes ? [...filter.modes] : null],
   );
   return rows.map((r) => ({
     id: Number(r.id),
@@ -115,14 +122,24 @@ export async function recentRuns(sql: Sql, tables: StoreTables, filter: { types?
   }));
 }
 
-/** The last run of a type and target that compared everything it set out to (clean or with mismatches). */
-export async function lastCompleteRun(sql: Sql, tables: StoreTables, aggregateType: string, target: string): Promise<StoredRun | undefined> {
-  const runs = await recentRuns(sql, tables, { types: [aggregateType], target, limit: 50 });
-  return runs.find((run) => run.outcome === 'clean' || run.outcome === 'mismatches');
+/**
+ * Where a --changed-since-last run starts: the last full or changed run of a type and
+ * target that compared everything it set out to (clean or with mismatches), and the
+ * aggregates it found mismatched, which are checked again whether or not they changed.
+ */
+export async function lastCompleteRun(sql: Sql, tables: StoreTables, aggregateType: string, target: string): Promise<{ run: StoredRun; mismatched: string[] } | undefined> {
+  const runs = await recentRuns(sql, tables, { types: [aggregateType], target, modes: ['full', 'changed'], limit: 50 });
+  const run = runs.find((r) => r.outcome === 'clean' || r.outcome === 'mismatches');
+  if (!run) return undefined;
+  const rows = await sql.query<{ id: string }>(
+    `SELECT aggregate_id AS id FROM ${tables.verifyMismatches} WHERE run_row = $1::bigint AND class <> 'known divergence'`,
+    [String(run.id)],
+  );
+  return { run, mismatched: rows.map((r) => r.id) };
 }
 
 /** The last clean, complete, full run of a type and target (what the gate and the metrics count). */
 export async function lastCleanFullRun(sql: Sql, tables: StoreTables, aggregateType: string, target: string): Promise<StoredRun | undefined> {
-  const runs = await recentRuns(sql, tables, { types: [aggregateType], target, limit: 200 });
-  return runs.find((run) => run.outcome === 'clean' && run.mode === 'full');
+  const runs = await recentRuns(sql, tables, { types: [aggregateType], target, modes: ['full'], limit: 200 });
+  return runs.find((run) => run.outcome === 'clean');
 }

@@ -55,7 +55,8 @@ export interface TypeReport {
   /** Mismatches (ignored ones included) per class. */
   classCounts: Partial<Record<MismatchClass, number>>;
   mismatches: Mismatch[];
-  cut: { firstSnapshot?: string; walLsn?: string; cutLsn?: string; pages: number };
+  /** firstSnapshot and since: where the next --changed-since-last run starts from. */
+  cut: { firstSnapshot?: string; walLsn?: string; cutLsn?: string; since?: string; pages: number };
   projectorVersion: string;
   configHash: string;
   startedAt: string;

@@ -53,7 +53,8 @@ export interface VerifyOptions {
   pageSize?: number;
   /** Store the run in the history. Default true. */
   record?: boolean;
-  onProgress?: (progress: { aggregateType: string; rows: number; estimatedRows: number }) => void;
+  /** After each page; a returned promise is waited for. */
+  onProgress?: (progress: { aggregateType: string; rows: number; estimatedRows: number }) => void | Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -79,8 +80,10 @@ export function verifyMode(options: Pick<VerifyOptions, 'ids' | 'sample' | 'chan
   return options.ids ? 'ids' : options.sample !== undefined ? 'sample' : options.changedSinceLast ? 'changed' : 'full';
 }
 
-export async function verify(config: ResolvedConfig, options: VerifyOptions): Promise<VerifyReport> {
+export async function verify(config: ResolvedConfig, input: VerifyOptions): Promise<VerifyReport> {
+  const options = { ...input, ids: input.ids ? [...new Set(input.ids)] : undefined };
   const mode = verifyMode(options);
+  if (options.types && options.types.length === 0) throw new ValidationError('types is empty: leave it out to verify every type', { path: 'types' });
   const model = readModelTarget(config, options);
   const names = model ? [model.aggregateType] : (options.types ?? [...config.aggregates.keys()]);
   for (const name of names) {
@@ -146,7 +149,7 @@ function baseReport(ctx: TypeContext, model?: ReadModel): TypeReport {
     mismatches: [],
     cut: { pages: 0 },
     projectorVersion: ctx.aggregate.projectionVersion,
-    configHash: configHash(ctx.aggregate),
+    configHash: configHash(ctx.aggregate, model),
     startedAt: now,
     finishedAt: now,
   };
@@ -196,6 +199,7 @@ async function verifyType(ctx: TypeContext): Promise<TypeReport> {
     const inFlight: Array<Promise<void>> = [];
     let failure: unknown;
     let after: string[] | undefined;
+    try {
     for (let index = 0; ; index++) {
       if (ctx.options.signal?.aborted) throw new Incomplete('cancelled');
       const selection: PageSelection =
@@ -210,26 +214,36 @@ async function verifyType(ctx: TypeContext): Promise<TypeReport> {
       report.cut.pages += 1;
       report.cut.firstSnapshot ??= page.snapshot;
       report.cut.walLsn ??= page.walLsn;
+      report.cut.since ??= page.since;
       report.counts.rows += page.rows.length;
       inFlight.push(process(page, index).catch((error: unknown) => void (failure ??= error)));
       if (inFlight.length >= concurrency) await inFlight.shift();
       if (failure) throw failure;
-      ctx.options.onProgress?.({ aggregateType: aggregate.type, rows: report.counts.rows, estimatedRows: Number(estimate ?? 0) });
+      await ctx.options.onProgress?.({ aggregateType: aggregate.type, rows: report.counts.rows, estimatedRows: Number(estimate ?? 0) });
       const last = page.rows[page.rows.length - 1];
       if (!last || selection.kind === 'ids' || selection.kind === 'sample' || page.rows.length < pageSize) break;
       after = last.key;
     }
-    await Promise.all(inFlight);
+    } finally {
+      // A failed or cancelled page must not leave others running into the next type or the report.
+      await Promise.allSettled(inFlight);
+    }
     if (failure) throw failure;
 
-    // Pass 2: aggregates with events but no legacy row (not for a sample, which picks rows).
+    // Pass 2: aggregates the legacy pages did not show (not for a sample, which picks rows).
     if (ctx.mode !== 'sample') {
       const candidates = ctx.mode === 'ids' ? ctx.options.ids!.filter((id) => !seen.has(id)) : changed ? changed.ids.filter((id) => !seen.has(id)) : undefined;
-      pageMismatches.push(await missingInLegacy(ctx, report, seen, candidates, pageSize));
+      pageMismatches.push(await missingInLegacy(ctx, columns, report, seen, candidates, pageSize));
     }
-    if (report.counts.rows > 0 && report.counts.compared === 0) {
-      throw new Incomplete(`the legacy table has rows but none were compared`);
+    if (ctx.mode === 'ids') {
+      const unknown = ctx.options.ids!.filter((id) => !seen.has(id));
+      if (unknown.length > 0) throw new Incomplete(`no legacy row and no events for ${aggregate.type} ${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', ...' : ''}: nothing to compare them with`);
     }
+    const nothingToDo = (report.counts.rows === 0 && Number(heads) === 0) || (ctx.mode === 'changed' && report.counts.rows === 0 && changed!.ids.length === 0);
+    if (report.counts.compared === 0 && !nothingToDo) {
+      throw new Incomplete(`nothing was compared (${report.counts.rows} legacy rows, ${heads} aggregates with events)`);
+    }
+    if (ctx.mode === 'changed' && report.counts.compared === 0) report.warnings.push('no aggregate changed since the last complete run');
     report.outcome = outcomeOf(report.counts, undefined, Number(heads));
   } catch (error) {
     if (!(error instanceof Incomplete)) throw error;
@@ -259,22 +273,29 @@ async function checkListenerState(ctx: TypeContext): Promise<void> {
   if (row!.checkpoint === null) throw new Incomplete(`the listener of slot ${config.replication.slot} has never run: run hindsight backfill and hindsight listen first`);
 }
 
-/** For --changed-since-last: the aggregates with events after the last complete run's first snapshot, and that run's start. */
+/**
+ * For --changed-since-last: the aggregates with events after the last complete run's first
+ * snapshot, plus those it found mismatched; and the time from which legacy rows count as
+ * changed (the start of the oldest transaction running at that run's first snapshot).
+ */
 async function changedSince(ctx: TypeContext, report: TypeReport): Promise<{ since: string; ids: string[] }> {
   const last = await lastCompleteRun(ctx.sql, ctx.tables, ctx.aggregate.type, 'projection');
-  if (!last || !last.cut.firstSnapshot) throw new Incomplete('--changed-since-last needs an earlier complete run of this type: run a full verify first');
+  if (!last || !last.run.cut.firstSnapshot || !last.run.cut.since) {
+    throw new Incomplete('--changed-since-last needs an earlier complete full or changed run of this type: run a full verify first');
+  }
+  const { run } = last;
   if (!ctx.aggregate.verify.updatedAt) {
     report.warnings.push(
-      `without verify.updatedAt this run cannot see legacy writes that recorded no event since ${last.startedAt}: only aggregates with new events are checked`,
+      `without verify.updatedAt this run cannot see legacy writes that recorded no event since ${run.cut.since}: only aggregates with new events are checked`,
     );
   }
   // Every event appended after that snapshot has a transaction id at or above its xmin (a superset is fine).
   const rows = await ctx.sql.query<{ id: string }>(
     `SELECT DISTINCT e.aggregate_id AS id FROM ${ctx.tables.events} e
      WHERE e.aggregate_type = $1::text AND e.transaction_id >= pg_snapshot_xmin($2::pg_snapshot)`,
-    [ctx.aggregate.type, last.cut.firstSnapshot],
+    [ctx.aggregate.type, run.cut.firstSnapshot],
   );
-  return { since: last.startedAt, ids: rows.map((r) => r.id) };
+  return { since: run.cut.since!, ids: [...new Set([...rows.map((r) => r.id), ...last.mismatched])] };
 }
 
 /** The lag cut after a snapshot, for listener and "both" types. */
@@ -291,11 +312,11 @@ async function passCut(ctx: TypeContext, report: TypeReport): Promise<void> {
   }
 }
 
-async function comparePage(ctx: TypeContext, columns: readonly ComparedColumn[], page: LegacyPage, report: TypeReport, seen: Set<string>): Promise<Mismatch[]> {
+async function comparePage(ctx: TypeContext, columns: readonly ComparedColumn[], page: LegacyPage, report: TypeReport, seen: Set<string>, cutPassed = false): Promise<Mismatch[]> {
   const { aggregate } = ctx;
   if (page.rows.length === 0) return [];
   for (const row of page.rows) seen.add(row.id);
-  await passCut(ctx, report);
+  if (!cutPassed) await passCut(ctx, report);
   const visible = await foldVisible(ctx.sql, ctx.tables, aggregate, page.rows.map((r) => r.id), page.snapshot);
   if ('problem' in visible) throw new Incomplete(visible.problem);
   const withState = page.rows.filter((row) => visible.folds.get(row.id) && !visible.folds.get(row.id)!.folded.deleted);
@@ -393,7 +414,14 @@ async function deletedButPresent(aggregate: AggregateType, row: LegacyRow, fold:
  * is absent while the events visible in that snapshot say it exists is "missing in legacy";
  * a projection marked deleted matches an absent row.
  */
-async function missingInLegacy(ctx: TypeContext, report: TypeReport, seen: Set<string>, candidates: readonly string[] | undefined, pageSize: number): Promise<Mismatch[]> {
+async function missingInLegacy(
+  ctx: TypeContext,
+  columns: readonly ComparedColumn[],
+  report: TypeReport,
+  seen: Set<string>,
+  candidates: readonly string[] | undefined,
+  pageSize: number,
+): Promise<Mismatch[]> {
   const { sql, tables, aggregate } = ctx;
   const mismatches: Mismatch[] = [];
   let after: string | undefined;
@@ -414,32 +442,35 @@ async function missingInLegacy(ctx: TypeContext, report: TypeReport, seen: Set<s
     }
     if (ids.length === 0) break;
     const unseen = ids.filter((id) => !seen.has(id));
-    if (unseen.length > 0) mismatches.push(...(await checkAbsent(ctx, report, unseen)));
+    if (unseen.length > 0) mismatches.push(...(await checkUnseen(ctx, columns, report, seen, unseen)));
     if (given ? given.length === 0 : ids.length < pageSize) break;
   }
   return mismatches;
 }
 
-async function checkAbsent(ctx: TypeContext, report: TypeReport, ids: readonly string[]): Promise<Mismatch[]> {
+/**
+ * Aggregates the legacy pages did not show, in one new snapshot: rows that exist now (made
+ * or re-keyed since their page was read) are compared like any page; for absent ones the
+ * events visible in that snapshot must end in a delete.
+ */
+async function checkUnseen(ctx: TypeContext, columns: readonly ComparedColumn[], report: TypeReport, seen: Set<string>, ids: readonly string[]): Promise<Mismatch[]> {
   const { aggregate } = ctx;
   const counts = report.counts;
-  const { snapshot, present } = await inSnapshot(ctx.pool, async (client) => {
-    const s = (await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')).rows[0]!.s;
-    const { rows } = await client.query<{ id: string }>({
-      text: `SELECT ${canonicalKeySql(aggregate.key, aggregate.key.map((k) => `t.${k.quoted}`))} AS id FROM ${aggregate.table.quoted} t WHERE ${matchIds(aggregate, '$1::text[]')}`,
-      values: [[...ids]],
-    });
-    return { snapshot: s, present: new Set(rows.map((r) => r.id)) };
-  });
-  const absent = ids.filter((id) => !present.has(id));
-  if (absent.length === 0) return [];
+  const page = await readLegacyPage(ctx.pool, aggregate, columns, { kind: 'ids', ids });
+  const snapshot = page.snapshot;
+  const present = new Set(page.rows.map((r) => r.id));
+  report.counts.rows += page.rows.length;
   await passCut(ctx, report);
+  const compared = await comparePage(ctx, columns, page, report, seen, true);
+  const absent = ids.filter((id) => !present.has(id));
+  if (absent.length === 0) return compared;
   const visible = await foldVisible(ctx.sql, ctx.tables, aggregate, absent, snapshot);
   if ('problem' in visible) throw new Incomplete(visible.problem);
-  const mismatches: Mismatch[] = [];
+  const mismatches: Mismatch[] = [...compared];
   for (const id of absent) {
     const fold = visible.folds.get(id);
-    if (!fold) continue; // its events came after the snapshot: the next run sees it
+    if (!fold) continue; // neither a row nor an event in this snapshot: it does not exist yet
+    seen.add(id);
     counts.compared += 1;
     const whole = aggregateRule(aggregate, id);
     if (fold.folded.deleted) {
@@ -484,6 +515,7 @@ async function verifyReadModel(ctx: TypeContext, model: ReadModel): Promise<Type
     for (;;) {
       if (ctx.options.signal?.aborted) throw new Incomplete('cancelled');
       const page = await readModelPage(ctx.pool, tables, model, found, after, pageSize);
+      if (!page.checkpoint) throw new Incomplete(`the updater has never run for the read model ${model.name}: run hindsight project first`);
       report.cut.pages += 1;
       report.cut.firstSnapshot ??= page.snapshot;
       report.counts.rows += page.rows.length;
@@ -496,6 +528,9 @@ async function verifyReadModel(ctx: TypeContext, model: ReadModel): Promise<Type
     }
     pages.push(await missingInReadModel(ctx, model, seen, pageSize, report));
     const [{ heads }] = (await sql.query<{ heads: string }>(`SELECT count(*)::text AS heads FROM ${tables.heads} WHERE aggregate_type = $1::text`, [aggregate.type])) as [{ heads: string }];
+    if (report.counts.compared === 0 && Number(heads) > 0) {
+      throw new Incomplete(`nothing was compared: ${heads} aggregates have events but the read model has reached none of them`);
+    }
     report.outcome = outcomeOf(report.counts, undefined, Number(heads));
   } catch (error) {
     if (!(error instanceof Incomplete)) throw error;
@@ -521,6 +556,7 @@ async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<
   const { sql, tables, aggregate } = ctx;
   const mismatches: Mismatch[] = [];
   let after: string | undefined;
+  let notReached = 0;
   for (;;) {
     const heads = await sql.query<{ id: string }>(
       `SELECT aggregate_id AS id FROM ${tables.heads} WHERE aggregate_type = $1::text AND ($2::text IS NULL OR aggregate_id > $2::text) ORDER BY aggregate_id LIMIT $3::int`,
@@ -540,6 +576,7 @@ async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<
         });
         return rows;
       });
+      notReached += unseen.length - passed.length;
       const folds = await foldUpTo(sql, tables, aggregate, new Map(passed.map((p) => [p.id, Number(p.upto)])));
       for (const { id } of passed) {
         const folded = folds.get(id)!;
@@ -561,5 +598,6 @@ async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<
     if (heads.length < pageSize) break;
     after = heads[heads.length - 1]!.id;
   }
+  if (notReached > 0) report.warnings.push(`${notReached} aggregate(s) have events only after the read model's checkpoint: not applied yet, not compared`);
   return mismatches;
 }

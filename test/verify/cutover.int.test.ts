@@ -83,6 +83,10 @@ describe('the cut-over gate', () => {
     );
     const status = await cli('cutover', 'status', 'account');
     expect(status.stdout).toMatch(/cut-over gate to account_balances: OPEN/);
+    // the same streak is stale once its newest run is older than allowed
+    const stale = await cutoverStatus(toSql(db.pool), tables, config, 'account', { maxAgeHours: 0 });
+    expect(stale.passed).toBe(false);
+    expect(stale.checklist[0]!.detail).toMatch(/the newest is \d+ hours old \(at most 0\)/);
     expect(status.stdout).toMatch(/\[x\] 3 consecutive clean, complete, full runs of read-model:account_balances spanning 7 days: 3 clean in a row, spanning 8\.0 days/);
     expect(status.stdout).toMatch(/\[x\] read model account_balances caught up/);
     expect(status.code).toBe(0);
@@ -94,7 +98,7 @@ describe('the cut-over gate', () => {
     expect(run.outcome).toBe('mismatches');
     const refused = await cli('cutover', 'switch', 'account');
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/the cut-over gate of account is closed:\n  - 3 consecutive clean, complete, full runs of projection spanning 7 days: the last full run \(.*\) was mismatches/);
+    expect(refused.stderr).toMatch(/the cut-over gate of account is closed:\n  - 3 consecutive clean, complete, full runs of projection spanning 7 days: a full run \(.*\) found mismatches/);
     expect((await hs.readSource(db.pool, 'account')).source).toBe('legacy');
     await db.pool.query(`UPDATE accounts SET balance = balance - 1 WHERE id = 2`);
   });

@@ -61,6 +61,22 @@ describe('verify a read model', () => {
     expect(report.mismatches[0]).toMatchObject({ aggregateId: id, fields: [{ field: '(deleted)', legacy: 'true', projected: 'false' }] });
   });
 
+  test('a row kept for an aggregate whose events end in a delete, in a read model that removes them, is a mismatch', async () => {
+    await hs.append(db.pool, { aggregateType: 'account', aggregateId: 9, events: [{ type: 'accounts.deleted', payload: {} }] });
+    await drain();
+    await db.pool.query(`INSERT INTO read_models.account_balances (aggregate_id, hindsight_sequence, balance, owner) VALUES ('9', 2, 90, NULL)`);
+    const report = await check('read-model:account_balances');
+    expect(report.mismatches.find((m) => m.aggregateId === '9')).toMatchObject({ fields: [{ field: '(row)', legacy: 'present', projected: 'deleted' }] });
+    await db.pool.query(`DELETE FROM read_models.account_balances WHERE aggregate_id = '9'`);
+  });
+
+  test('a read model whose updater never ran is incomplete, not clean or empty', async () => {
+    await db.pool.query(`DELETE FROM hindsight.checkpoints WHERE subscriber = 'read-model:account_balances'`);
+    const report = await check('read-model:account_balances');
+    expect(report.outcome).toBe('incomplete');
+    expect(report.reason).toMatch(/the updater has never run for the read model account_balances/);
+  });
+
   test('an unknown target is refused before anything runs', async () => {
     await expect(verify(config, { connectionString: db.url, target: 'read-model:nope' })).rejects.toThrow(
       /unknown target "read-model:nope": give projection or one of read-model:account_balances, read-model:customer_names/,
