@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -30,11 +31,11 @@ let cli: (...args: string[]) => ReturnType<typeof runCli>;
 async function credit(id: number, amount: number): Promise<number> {
   let version = 0;
   await hs.transaction(db.pool, async (tx) => {
-    await (tx.db as { query(t: string, v: unknown[]): Promise<unknown> }).query(
+    await (tx.db as pg.PoolClient).query(
       'INSERT INTO accounts (id, balance) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + $2',
       [id, amount],
     );
-    version = (await tx.record('account', id, 'account.credited', { amount })).version;
+    version = (await tx.record('account', id, 'account.credited', { amount })).version!;
   });
   return version;
 }

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -20,7 +21,7 @@ let config: ResolvedConfig;
 /** A legacy row and its opening event (the default fold turns the image into state), in one transaction. */
 async function add(id: number, country: string, eventCountry = country, table = 'codes'): Promise<void> {
   await hs.transaction(db.pool, async (tx) => {
-    await (tx.db as { query(t: string, v: unknown[]): Promise<unknown> }).query(`INSERT INTO ${table} (id, country) VALUES ($1, $2)`, [id, country]);
+    await (tx.db as pg.PoolClient).query(`INSERT INTO ${table} (id, country) VALUES ($1, $2)`, [id, country]);
     await tx.record('code', id, `${table}.imported`, { after: { id: String(id), country: eventCountry } });
   });
 }
