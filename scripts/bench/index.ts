@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -8,12 +8,13 @@ import { benchCapture, captureTable, updaterTable } from './capture.js';
 import { benchProjectOne, benchRebuild } from './projections.js';
 import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
 import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.js';
+import { benchVerify } from './verify.js';
 
 async function main() {
   const argv = process.argv.slice(2);
   const args = benchArgs(argv);
   const onlyAt = argv.indexOf('--only');
-  const only = new Set(onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',') : ['capture', 'projections', 'listener']);
+  const only = new Set(onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',') : ['capture', 'projections', 'listener', 'verify']);
   const server = await benchServer();
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const out: string[] = [];
@@ -70,6 +71,19 @@ async function main() {
         `### Capture overhead, capture "both": B stages its event, a listener process appends it (${date})`,
         '',
         captureTable(both),
+        '',
+      );
+    }
+    if (only.has('verify')) {
+      const result = await benchVerify(server.url, log);
+      out.push(
+        `### Verify (${date})`,
+        '',
+        '| measure | result |',
+        '| --- | --- |',
+        `| \`verify\` of ${fmt(result.rows)} aggregates (one opening event each, 3 compared columns: text, numeric, timestamptz), app type | ${fmt(result.verify.rowsPerSecond)} aggregates/s (${result.verify.seconds.toFixed(1)} s) |`,
+        `| reading the same rows and events in pages of 1,000 without comparing | ${fmt(result.read.rowsPerSecond)} rows/s (${result.read.seconds.toFixed(1)} s) |`,
+        `| verify / read | ${((result.verify.rowsPerSecond / result.read.rowsPerSecond) * 100).toFixed(1)}% |`,
         '',
       );
     }
