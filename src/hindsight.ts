@@ -4,7 +4,8 @@ import type { EnsureResult } from './readmodel/ensureTable.js';
 import { contextToMetadata, currentContext, withContext, type CaptureContext } from './capture/context.js';
 import { recordContext } from './capture/recordContext.js';
 import { waitForAppended } from './capture/waitForAppended.js';
-import { readSource, waitForReadModel } from './verify/cutover.js';
+import { cutoverRevert, cutoverStatus, cutoverSwitch, readSource, waitForReadModel, type CutoverStatus, type GateOptions } from './verify/cutover.js';
+import { recentRuns, type StoredRun } from './verify/history.js';
 import { ValidationError } from './errors.js';
 import type { Recorder } from './capture/recorder.js';
 import { runInTransaction, type IsolationLevel, type TransactionSource } from './capture/runInTransaction.js';
@@ -76,6 +77,14 @@ export interface Hindsight {
    * event at `sequence` (an append returns it); rejects after `timeoutMs` (default 5 s).
    */
   waitForReadModel(db: Db, readModel: string, target: { aggregateId: AggregateIdInput; sequence: number }, options?: { timeoutMs?: number }): Promise<void>;
+  /** Stored verification runs, newest first (`hindsight verify --history`). */
+  verifyRuns(db: Db, filter?: { types?: readonly string[]; target?: string; limit?: number }): Promise<StoredRun[]>;
+  /** The cut-over gate's checklist for a type (`hindsight cutover status`). */
+  cutoverStatus(db: Db, aggregateType: string, options?: GateOptions): Promise<CutoverStatus>;
+  /** Moves reads of a type to its read model; throws a GateClosedError while the gate is closed, unless forced with a reason. */
+  cutoverSwitch(db: Db, aggregateType: string, options?: GateOptions & { force?: boolean; reason?: string }): Promise<CutoverStatus>;
+  /** Moves reads of a type back to the legacy columns. */
+  cutoverRevert(db: Db, aggregateType: string, options?: { reason?: string; readModel?: string }): Promise<CutoverStatus>;
   /** An aggregate's events in sequence order, optionally a sequence or time range. */
   readAggregate(db: Db, aggregateType: string, aggregateId: AggregateIdInput, range?: TimeRange & Omit<AggregateRange, 'from' | 'to'>): Promise<StoredEvent[]>;
   /**
@@ -236,6 +245,10 @@ export function createHindsight(config: ConfigInput | ResolvedConfig): Hindsight
       aggregateTypeOf(resolved, aggregateType);
       return reading('read the cut-over state', () => readSource(toSql(db), tables, aggregateType));
     },
+    verifyRuns: (db, filter) => reading('read the verification history', () => recentRuns(toSql(db), tables, filter)),
+    cutoverStatus: (db, aggregateType, options) => cutoverStatus(toSql(db), tables, resolved, aggregateType, options),
+    cutoverSwitch: (db, aggregateType, options) => cutoverSwitch(toSql(db), tables, resolved, aggregateType, options),
+    cutoverRevert: (db, aggregateType, options) => cutoverRevert(toSql(db), tables, resolved, aggregateType, options),
     waitForReadModel: async (db, readModel, target, options) => {
       const model = resolved.readModels.get(readModel);
       if (!model) throw new ValidationError(`unknown read model "${readModel}"; the config declares ${[...resolved.readModels.keys()].join(', ') || 'none'}`);

@@ -58,11 +58,9 @@ export type { SetupResult, ReplicationStatus, PreflightProblem } from './replica
 // Verification
 export { verify } from './verify/run.js';
 export type { VerifyOptions } from './verify/run.js';
-export { recentRuns } from './verify/history.js';
 export type { StoredRun } from './verify/history.js';
 export { verifyMetrics } from './verify/metrics.js';
 export { exitCodeOf } from './verify/report.js';
-export { cutoverStatus, cutoverSwitch, cutoverRevert } from './verify/cutover.js';
 export type { CutoverStatus, ChecklistItem, GateOptions } from './verify/cutover.js';
 export type { VerifyReport, TypeReport, Mismatch, MismatchClass, MismatchKind, FieldDifference, Outcome, RunMode, TypeCounts } from './verify/report.js';
 

@@ -186,13 +186,13 @@ function describeCli(args: string[]): Argv {
         .option('group-ms', { type: 'string', describe: 'how long to gather source transactions into one write (default 50)' })
         .option('heartbeat', { type: 'string', describe: 'seconds between heartbeat messages that let an idle slot advance (default 10; 0 = off)' }),
     )
-    .command('verify [type]', 'compare the state the events produce with the legacy rows, for every aggregate; exit 0 clean, 1 mismatches, 2 incomplete', (y) =>
+    .command('verify [type]', 'compare the state the events produce with the legacy rows, for every aggregate; exit 0 clean (or empty), 1 mismatches, 2 incomplete', (y) =>
       y
         .positional('type', { type: 'string', describe: 'only this aggregate type (default: all)' })
         .option('target', { type: 'string', describe: 'projection (events against legacy rows; default) or read-model:<name> (its rows against their events)' })
         .option('ids', { type: 'string', array: true, describe: 'only these aggregates (a JSON array for a composite key)' })
         .option('sample', { type: 'string', describe: 'only this many random legacy rows' })
-        .option('changed-since-last', { type: 'boolean', describe: 'only aggregates with events since the last complete run, and rows whose verify.updatedAt is later' })
+        .option('changed-since-last', { type: 'boolean', describe: 'only aggregates with events since the last complete run, those it found mismatched, and rows whose verify.updatedAt is later' })
         .option('lag-timeout', { type: 'string', describe: 'listener types: seconds to wait for the listener to reach the cut (default 30)' })
         .option('concurrency', { type: 'string', describe: 'pages of legacy rows compared at once (default 2)' })
         .option('show', { type: 'string', default: '20', describe: 'mismatches printed per type' })

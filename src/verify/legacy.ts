@@ -30,8 +30,9 @@ export interface LegacyPage {
   /** pg_current_wal_insert_lsn() when the page was read (for the run's history). */
   walLsn: string;
   /**
-   * The start of the oldest transaction then running (or now()): every legacy write not
-   * visible in the snapshot set its `updatedAt` (= its transaction's now()) at or after it.
+   * The start of the oldest transaction then open, written yet or not (or now()): every
+   * legacy write not visible in the snapshot set its `updatedAt` (= its transaction's
+   * now()) at or after it.
    */
   since: string;
 }
@@ -87,7 +88,7 @@ export async function readLegacyPage(
   return inSnapshot(pool, async (client) => {
     const { rows: marks } = await client.query<{ snapshot: string; lsn: string; since: string }>(
       `SELECT pg_current_snapshot()::text AS snapshot, pg_current_wal_insert_lsn()::text AS lsn,
-              to_char(least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL)) AT TIME ZONE 'UTC',
+              to_char(least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE xact_start IS NOT NULL)) AT TIME ZONE 'UTC',
                       'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS since`,
     );
     const { rows } = await client.query<string[]>({ text, values, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } } as never);

@@ -174,12 +174,7 @@ async function verifyType(ctx: TypeContext): Promise<TypeReport> {
               (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($2::text))::text AS estimate`,
       [aggregate.type, aggregate.table.quoted],
     )) as [{ today: string; heads: string; estimate: string | null }];
-    const expired = expiredRules(aggregate, today);
-    if (expired.length > 0) {
-      throw new Incomplete(
-        `ignore rule${expired.length > 1 ? 's' : ''} expired: ${expired.map((r) => `"${r.reason}" (${r.field ?? 'whole aggregate'}, last day ${r.expires})`).join('; ')}: renew or remove ${expired.length > 1 ? 'them' : 'it'}`,
-      );
-    }
+    refuseExpired(aggregate, today);
     const found = await comparedColumns(sql, aggregate);
     if ('problem' in found) throw new Incomplete(found.problem);
     const columns = found.columns;
@@ -259,6 +254,20 @@ async function verifyType(ctx: TypeContext): Promise<TypeReport> {
   }
   report.finishedAt = new Date().toISOString();
   return report;
+}
+
+/** An expired ignore rule fails every run of its type until it is renewed or removed. */
+function refuseExpired(aggregate: AggregateType, today: string): void {
+  const expired = expiredRules(aggregate, today);
+  if (expired.length === 0) return;
+  throw new Incomplete(
+    `ignore rule${expired.length > 1 ? 's' : ''} expired: ${expired.map((r) => `"${r.reason}" (${r.field ?? 'whole aggregate'}, last day ${r.expires})`).join('; ')}: renew or remove ${expired.length > 1 ? 'them' : 'it'}`,
+  );
+}
+
+async function refuseExpiredRules(ctx: TypeContext): Promise<void> {
+  const [row] = await ctx.sql.query<{ today: string }>(`SELECT current_date::text AS today`);
+  refuseExpired(ctx.aggregate, row!.today);
 }
 
 /** A listener or "both" type can be checked only with its opening import done and a listener that has run. */
@@ -507,6 +516,7 @@ async function verifyReadModel(ctx: TypeContext, model: ReadModel): Promise<Type
   const pages: Mismatch[][] = [];
   try {
     if (model.write) throw new Incomplete(`the read model ${model.name} is written by a custom write function: its rows cannot be compared column by column`);
+    await refuseExpiredRules(ctx);
     const found = await readModelColumns(sql, model);
     if ('problem' in found) throw new Incomplete(found.problem);
     const pageSize = ctx.options.pageSize ?? 1000;

@@ -76,6 +76,9 @@ describe('the cut-over gate', () => {
     expect(young.passed).toBe(false);
     expect(young.checklist[0]).toMatchObject({ ok: false, detail: expect.stringMatching(/^3 clean in a row, spanning 0\.0 days/) });
     expect((await cutoverStatus(toSql(db.pool), tables, config, 'account', { days: 0 })).passed).toBe(true);
+    // the same through the app's hindsight object
+    expect((await hs.cutoverStatus(db.pool, 'account', { days: 0 })).passed).toBe(true);
+    expect((await hs.verifyRuns(db.pool, { types: ['account'], target: 'projection' })).map((r) => r.mode)).toEqual(['sample', 'full', 'full', 'full']);
 
     // the same runs, as if taken over the last eight days
     await db.pool.query(

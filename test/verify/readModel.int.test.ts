@@ -77,6 +77,17 @@ describe('verify a read model', () => {
     expect(report.reason).toMatch(/the updater has never run for the read model account_balances/);
   });
 
+  test('an expired ignore rule of the type fails a read-model run too', async () => {
+    const base = readModelConfig();
+    const expired = resolveConfig({
+      ...base,
+      aggregates: base.aggregates!.map((a) => (a.type === 'account' ? { ...a, verify: { ignore: [{ reason: 'old migration', expires: '2020-01-01' }] } } : a)),
+    });
+    const report = (await verify(expired, { connectionString: db.url, target: 'read-model:account_balances', record: false })).types[0]!;
+    expect(report.outcome).toBe('incomplete');
+    expect(report.reason).toMatch(/ignore rule expired: "old migration"/);
+  });
+
   test('an unknown target is refused before anything runs', async () => {
     await expect(verify(config, { connectionString: db.url, target: 'read-model:nope' })).rejects.toThrow(
       /unknown target "read-model:nope": give projection or one of read-model:account_balances, read-model:customer_names/,
