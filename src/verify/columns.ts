@@ -29,21 +29,13 @@ export type ColumnsResult = { columns: ComparedColumn[] } | { problem: string };
  * table does not have is a problem that makes the type's run incomplete.
  */
 export async function comparedColumns(sql: Sql, aggregate: AggregateType): Promise<ColumnsResult> {
-  const rows = await sql.query<{ name: string; sql_type: string; base_type: string; type_name: string; category: string; has_equality: boolean }>(
-    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS sql_type, format('%I.%I', tn.nspname, t.typname) AS base_type, t.typname::text AS type_name, t.typcategory AS category,
-            EXISTS (SELECT 1 FROM pg_operator o WHERE o.oprname = '=' AND o.oprleft = a.atttypid AND o.oprright = a.atttypid) AS has_equality
-     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
-     WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped
-     ORDER BY a.attnum`,
-    [aggregate.table.quoted],
-  );
-  if (rows.length === 0) return { problem: `the legacy table ${aggregate.tableLabel} does not exist or cannot be read` };
-  const byName = new Map(rows.map((row) => [row.name, row]));
+  const byName = await columnTypes(sql, aggregate.table.quoted);
+  if (byName.size === 0) return { problem: `the legacy table ${aggregate.tableLabel} does not exist or cannot be read` };
   const keys = new Set(aggregate.key.map((k) => k.column));
   const rules: ComparisonRule[] =
     aggregate.comparisons.size > 0
       ? [...aggregate.comparisons.values()]
-      : rows.filter((row) => !keys.has(row.name)).map((row) => ({ column: row.name, field: row.name, compare: 'exact', nullEqualsMissing: false }));
+      : [...byName.keys()].filter((name) => !keys.has(name)).map((name) => ({ column: name, field: name, compare: 'exact', nullEqualsMissing: false }));
   const missing = rules.filter((rule) => !byName.has(rule.column)).map((rule) => rule.column);
   if (missing.length > 0) {
     return { problem: `the legacy table ${aggregate.tableLabel} has no column ${missing.join(', ')} (named in the column map)` };
@@ -65,9 +57,25 @@ export async function comparedColumns(sql: Sql, aggregate: AggregateType): Promi
     return { problem: `the legacy table ${aggregate.tableLabel} has no column ${aggregate.verify.updatedAt} (verify.updatedAt)` };
   }
   return {
-    columns: rules.map((rule) => {
-      const row = byName.get(rule.column)!;
-      return { ...rule, quoted: quoteIdent(rule.column), sqlType: row.sql_type, castType: row.base_type, typeName: row.type_name, category: row.category, hasEquality: row.has_equality };
-    }),
+    columns: rules.map((rule) => ({ ...rule, quoted: quoteIdent(rule.column), ...byName.get(rule.column)! })),
   };
+}
+
+/** What the verifier needs to know of a column's type. */
+export type ColumnType = Pick<ComparedColumn, 'sqlType' | 'castType' | 'typeName' | 'category' | 'hasEquality'>;
+
+/** The columns of a table (legacy or read model) and their types, in column order; empty when it does not exist. */
+export async function columnTypes(sql: Sql, quotedTable: string): Promise<Map<string, ColumnType>> {
+  const rows = await sql.query<{ name: string; sql_type: string; base_type: string; type_name: string; category: string; has_equality: boolean }>(
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS sql_type, format('%I.%I', tn.nspname, t.typname) AS base_type,
+            t.typname::text AS type_name, t.typcategory AS category,
+            EXISTS (SELECT 1 FROM pg_operator o WHERE o.oprname = '=' AND o.oprleft = a.atttypid AND o.oprright = a.atttypid) AS has_equality
+     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
+     WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped
+     ORDER BY a.attnum`,
+    [quotedTable],
+  );
+  return new Map(
+    rows.map((r) => [r.name, { sqlType: r.sql_type, castType: r.base_type, typeName: r.type_name, category: r.category, hasEquality: r.has_equality }]),
+  );
 }

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../db/pollUntil.js';
 import type { Sql } from '../db/queryable.js';
 import { CUT_PREFIX } from '../replication/listener.js';
 import type { StoreTables } from '../store/tables.js';
@@ -20,17 +20,12 @@ export async function commitCut(sql: Sql, runId: string): Promise<string> {
 }
 
 /** Waits until the slot's listener checkpoint is at or past `lsn`; false on timeout (or with no listener state at all). */
-export async function waitForCut(sql: Sql, tables: StoreTables, slot: string, lsn: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  let pause = 5;
-  for (;;) {
+export function waitForCut(sql: Sql, tables: StoreTables, slot: string, lsn: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  return pollUntil(async () => {
     const [row] = await sql.query<{ reached: boolean | null }>(
       `SELECT (SELECT checkpoint_lsn >= $2::pg_lsn FROM ${tables.replicationState} WHERE slot_name = $1::text) AS reached`,
       [slot, lsn],
     );
-    if (row?.reached) return true;
-    if (Date.now() >= deadline || signal?.aborted) return false;
-    await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
-    pause = Math.min(pause * 2, 100);
-  }
+    return row?.reached === true;
+  }, timeoutMs, signal);
 }

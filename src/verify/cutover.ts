@@ -1,7 +1,9 @@
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
+import { pollUntil } from '../db/pollUntil.js';
 import type { Sql } from '../db/queryable.js';
 import { DatabaseError, GateClosedError, ValidationError } from '../errors.js';
 import type { ReadModel } from '../readmodel/declaration.js';
+import { utcMicros } from '../store/eventRow.js';
 import { projectStatus } from '../readmodel/status.js';
 import type { StoreTables } from '../store/tables.js';
 import { configHash, recentRuns, type StoredRun } from './history.js';
@@ -81,7 +83,7 @@ export async function cutoverStatus(sql: Sql, tables: StoreTables, config: Resol
     detail: `${status.state}${status.reason ? ` (${status.reason})` : ''}, ${status.lag.events} event(s) behind`,
   });
   const [row] = await sql.query<{ source: string; read_model: string | null; switched_at: string }>(
-    `SELECT source, read_model, to_char(switched_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS switched_at FROM ${tables.cutover} WHERE aggregate_type = $1::text`,
+    `SELECT source, read_model, ${utcMicros('switched_at')} AS switched_at FROM ${tables.cutover} WHERE aggregate_type = $1::text`,
     [aggregateType],
   );
   return {
@@ -150,15 +152,17 @@ export async function cutoverSwitch(
     const failing = status.checklist.filter((i) => !i.ok).map((i) => `${i.check}: ${i.detail}`);
     throw new GateClosedError(`the cut-over gate of ${aggregateType} is closed:\n  - ${failing.join('\n  - ')}\n(--force --reason "..." overrides it, and is recorded)`);
   }
-  await sql.query(
+  const [row] = await sql.query<{ switched_at: string }>(
     `WITH log AS (
        INSERT INTO ${tables.cutoverLog} (aggregate_type, action, read_model, forced, reason, checklist)
        VALUES ($1::text, 'switch', $2::text, $3::boolean, $4::text, $5::jsonb))
      INSERT INTO ${tables.cutover} (aggregate_type, source, read_model, switched_at) VALUES ($1::text, 'read-model', $2::text, now())
-     ON CONFLICT (aggregate_type) DO UPDATE SET source = 'read-model', read_model = excluded.read_model, switched_at = now()`,
+     ON CONFLICT (aggregate_type) DO UPDATE SET source = 'read-model', read_model = excluded.read_model, switched_at = now()
+     RETURNING ${utcMicros('switched_at')} AS switched_at`,
     [aggregateType, status.readModel, !status.passed, options.reason ?? null, JSON.stringify(status.checklist)],
   );
-  return cutoverStatus(sql, tables, config, aggregateType, options);
+  // The checklist just evaluated is the one recorded: no second evaluation.
+  return { ...status, source: 'read-model', switchedAt: row!.switched_at };
 }
 
 /** Moves reads of a type back to the legacy columns (always allowed; recorded). */
@@ -193,9 +197,7 @@ export async function waitForReadModel(
   options: { timeoutMs?: number } = {},
 ): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 5000;
-  const until = Date.now() + timeoutMs;
-  let pause = 5;
-  for (;;) {
+  const reached = await pollUntil(async () => {
     const [row] = await sql.query<{ event: boolean; passed: boolean | null }>(
       `SELECT e.event_id IS NOT NULL AS event,
               (SELECT (e.transaction_id, e.global_position) <= (c.transaction_id, c.global_position) FROM ${tables.checkpoints} c WHERE c.subscriber = $4::text) AS passed
@@ -203,11 +205,11 @@ export async function waitForReadModel(
       [model.aggregateType, target.aggregateId, String(target.sequence), model.subscriber],
     );
     if (!row!.event) throw new ValidationError(`${model.aggregateType} ${target.aggregateId} has no event ${target.sequence}`);
-    if (row!.passed) return;
-    if (Date.now() >= until) {
-      throw new DatabaseError(`the read model ${model.name} did not reach ${model.aggregateType} ${target.aggregateId} event ${target.sequence} within ${timeoutMs} ms: is hindsight project running? (see hindsight project --status)`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, Math.max(0, until - Date.now()))));
-    pause = Math.min(pause * 2, 100);
+    return row!.passed === true;
+  }, timeoutMs);
+  if (!reached) {
+    throw new DatabaseError(
+      `the read model ${model.name} did not reach ${model.aggregateType} ${target.aggregateId} event ${target.sequence} within ${timeoutMs} ms: is hindsight project running? (see hindsight project --status)`,
+    );
   }
 }

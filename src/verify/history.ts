@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AggregateType } from '../config/resolve.js';
 import type { ReadModel } from '../readmodel/declaration.js';
 import type { Sql } from '../db/queryable.js';
+import { utcMicros } from '../store/eventRow.js';
 import type { StoreTables } from '../store/tables.js';
 import type { Mismatch, Outcome, RunMode, TypeCounts, TypeReport } from './report.js';
 
@@ -87,8 +88,6 @@ export interface StoredRun {
   configHash: string;
 }
 
-const UTC = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-
 /** Recent runs, newest first: of some types and targets, or all. */
 export async function recentRuns(
   sql: Sql,
@@ -96,7 +95,7 @@ export async function recentRuns(
   filter: { types?: readonly string[]; target?: string; modes?: readonly RunMode[]; limit?: number } = {},
 ): Promise<StoredRun[]> {
   const rows = await sql.query<Record<string, string | null>>(
-    `SELECT id::text AS id, run_id::text AS run_id, aggregate_type, target, mode, ${UTC('started_at')} AS started_at, ${UTC('finished_at')} AS finished_at,
+    `SELECT id::text AS id, run_id::text AS run_id, aggregate_type, target, mode, ${utcMicros('started_at')} AS started_at, ${utcMicros('finished_at')} AS finished_at,
             outcome, reason, counts::text AS counts, cut::text AS cut, projector_version, config_hash
      FROM ${tables.verifyRuns}
      WHERE ($1::text[] IS NULL OR aggregate_type = ANY ($1::text[])) AND ($2::text IS NULL OR target = $2::text)

@@ -3,6 +3,7 @@ import type { AggregateType } from '../config/resolve.js';
 import { canonicalKeySql } from '../db/canonicalKey.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { inSnapshot } from '../db/transaction.js';
+import { utcMicros } from '../store/eventRow.js';
 import type { ComparedColumn } from './columns.js';
 
 /**
@@ -52,7 +53,7 @@ export async function readLegacyPage(
   const keyColumns = aggregate.key.map((k) => `t.${k.quoted}`);
   const keyTypes = aggregate.key.map((k) => k.type.sql);
   const updatedAt = aggregate.verify.updatedAt
-    ? `to_char(t.${quoteIdent(aggregate.verify.updatedAt)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+    ? utcMicros(`t.${quoteIdent(aggregate.verify.updatedAt)}`)
     : 'NULL::text';
   const select = `SELECT ${canonicalKeySql(aggregate.key, keyColumns)} AS id,
                          ${keyColumns.map((c) => `${c}::text`).join(', ')},
@@ -88,8 +89,7 @@ export async function readLegacyPage(
   return inSnapshot(pool, async (client) => {
     const { rows: marks } = await client.query<{ snapshot: string; lsn: string; since: string }>(
       `SELECT pg_current_snapshot()::text AS snapshot, pg_current_wal_insert_lsn()::text AS lsn,
-              to_char(least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE xact_start IS NOT NULL)) AT TIME ZONE 'UTC',
-                      'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS since`,
+              ${utcMicros('least(now(), (SELECT min(xact_start) FROM pg_stat_activity WHERE xact_start IS NOT NULL))')} AS since`,
     );
     const { rows } = await client.query<string[]>({ text, values, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } } as never);
     const keys = aggregate.key.length;

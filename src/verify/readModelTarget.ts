@@ -6,7 +6,7 @@ import { foldInto, initialFold, type Folded } from '../projection/fold.js';
 import { DELETED_COLUMN, SEQUENCE_COLUMN, type ReadModel } from '../readmodel/declaration.js';
 import { foldColumns, toProjectedEvent } from '../store/eventRow.js';
 import type { StoreTables } from '../store/tables.js';
-import type { ComparedColumn } from './columns.js';
+import { columnTypes, type ComparedColumn } from './columns.js';
 import { compareRows, projectedValue } from './compare.js';
 import type { FieldDifference, Mismatch, TypeReport } from './report.js';
 
@@ -27,21 +27,11 @@ interface ModelRow {
 
 /** The read model's columns as the verifier compares them: exactly, NULL for a field the state lacks. */
 export async function readModelColumns(sql: Sql, model: ReadModel): Promise<ComparedColumn[] | { problem: string }> {
-  const rows = await sql.query<{ name: string; sql_type: string; base_type: string; type_name: string; category: string; has_equality: boolean }>(
-    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS sql_type, format('%I.%I', tn.nspname, t.typname) AS base_type, t.typname::text AS type_name, t.typcategory AS category,
-            EXISTS (SELECT 1 FROM pg_operator o WHERE o.oprname = '=' AND o.oprleft = a.atttypid AND o.oprright = a.atttypid) AS has_equality
-     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
-     WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped`,
-    [model.table.quoted],
-  );
-  if (rows.length === 0) return { problem: `the read-model table ${model.table.quoted} does not exist: run hindsight project (or rebuild) first` };
-  const byName = new Map(rows.map((r) => [r.name, r]));
+  const byName = await columnTypes(sql, model.table.quoted);
+  if (byName.size === 0) return { problem: `the read-model table ${model.table.quoted} does not exist: run hindsight project (or rebuild) first` };
   const missing = model.columns.filter((c) => !byName.has(c.name)).map((c) => c.name);
   if (missing.length > 0) return { problem: `the read-model table ${model.table.quoted} has no column ${missing.join(', ')}: rebuild it` };
-  return model.columns.map((c) => {
-    const row = byName.get(c.name)!;
-    return { column: c.name, field: c.field, compare: 'exact', nullEqualsMissing: true, quoted: c.quoted, sqlType: row.sql_type, castType: row.base_type, typeName: row.type_name, category: row.category, hasEquality: row.has_equality };
-  });
+  return model.columns.map((c) => ({ column: c.name, field: c.field, compare: 'exact', nullEqualsMissing: true, quoted: c.quoted, ...byName.get(c.name)! }));
 }
 
 export interface ReadModelPage {

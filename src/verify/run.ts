@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
-import { canonicalKeySql } from '../db/canonicalKey.js';
 import { inSnapshot } from '../db/transaction.js';
 import { toSql, type Sql } from '../db/queryable.js';
 import { ValidationError } from '../errors.js';
@@ -14,7 +13,7 @@ import { commitCut, waitForCut } from './cut.js';
 import { CLASS_OF_MISSING, explainFieldMismatch, renamed } from './explain.js';
 import { configHash, lastCompleteRun, recordTypeRun } from './history.js';
 import { aggregateRule, expiredRules, fieldRule } from './ignore.js';
-import { matchIds, readLegacyPage, type LegacyPage, type LegacyRow, type PageSelection } from './legacy.js';
+import { readLegacyPage, type LegacyPage, type LegacyRow, type PageSelection } from './legacy.js';
 import { emptyCounts, outcomeOf, worstOutcome, type FieldDifference, type Mismatch, type RunMode, type TypeReport, type VerifyReport } from './report.js';
 import { foldVisible, type VisibleFold } from './visibleFolds.js';
 import { compareModelRows, foldUpTo, readModelColumns, readModelPage } from './readModelTarget.js';
@@ -246,14 +245,29 @@ async function verifyType(ctx: TypeContext): Promise<TypeReport> {
     report.outcome = 'incomplete';
     report.reason = problem;
   }
-  report.mismatches = pageMismatches.flat();
-  for (const m of report.mismatches) {
+  return finished(report, pageMismatches.flat());
+}
+
+/** The report with its mismatches, counted per class and (ignored ones left out) per field. */
+function finished(report: TypeReport, mismatches: Mismatch[]): TypeReport {
+  report.mismatches = mismatches;
+  for (const m of mismatches) {
     report.classCounts[m.class] = (report.classCounts[m.class] ?? 0) + 1;
     if (m.class === 'known divergence') continue;
     for (const f of m.fields) report.fieldCounts[f.field] = (report.fieldCounts[f.field] ?? 0) + 1;
   }
   report.finishedAt = new Date().toISOString();
   return report;
+}
+
+/** A page of the type's aggregate ids from its heads, in canonical ("C") order after `after`. */
+async function headsAfter(ctx: TypeContext, after: string | undefined, limit: number): Promise<string[]> {
+  const rows = await ctx.sql.query<{ id: string }>(
+    `SELECT aggregate_id AS id FROM ${ctx.tables.heads} WHERE aggregate_type = $1::text AND ($2::text IS NULL OR aggregate_id > $2::text)
+     ORDER BY aggregate_id LIMIT $3::int`,
+    [ctx.aggregate.type, after ?? null, limit],
+  );
+  return rows.map((r) => r.id);
 }
 
 /** An expired ignore rule fails every run of its type until it is renewed or removed. */
@@ -431,7 +445,6 @@ async function missingInLegacy(
   candidates: readonly string[] | undefined,
   pageSize: number,
 ): Promise<Mismatch[]> {
-  const { sql, tables, aggregate } = ctx;
   const mismatches: Mismatch[] = [];
   let after: string | undefined;
   let given = candidates ? [...candidates] : undefined;
@@ -441,12 +454,7 @@ async function missingInLegacy(
       ids = given.slice(0, pageSize);
       given = given.slice(pageSize);
     } else {
-      const rows = await sql.query<{ id: string }>(
-        `SELECT aggregate_id AS id FROM ${tables.heads} WHERE aggregate_type = $1::text AND ($2::text IS NULL OR aggregate_id > $2::text)
-         ORDER BY aggregate_id LIMIT $3::int`,
-        [aggregate.type, after ?? null, pageSize],
-      );
-      ids = rows.map((r) => r.id);
+      ids = await headsAfter(ctx, after, pageSize);
       after = ids[ids.length - 1];
     }
     if (ids.length === 0) break;
@@ -547,13 +555,7 @@ async function verifyReadModel(ctx: TypeContext, model: ReadModel): Promise<Type
     report.outcome = 'incomplete';
     report.reason = error.message;
   }
-  report.mismatches = pages.flat();
-  for (const m of report.mismatches) {
-    report.classCounts[m.class] = (report.classCounts[m.class] ?? 0) + 1;
-    for (const f of m.fields) report.fieldCounts[f.field] = (report.fieldCounts[f.field] ?? 0) + 1;
-  }
-  report.finishedAt = new Date().toISOString();
-  return report;
+  return finished(report, pages.flat());
 }
 
 /**
@@ -568,11 +570,8 @@ async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<
   let after: string | undefined;
   let notReached = 0;
   for (;;) {
-    const heads = await sql.query<{ id: string }>(
-      `SELECT aggregate_id AS id FROM ${tables.heads} WHERE aggregate_type = $1::text AND ($2::text IS NULL OR aggregate_id > $2::text) ORDER BY aggregate_id LIMIT $3::int`,
-      [aggregate.type, after ?? null, pageSize],
-    );
-    const unseen = heads.map((h) => h.id).filter((id) => !seen.has(id));
+    const heads = await headsAfter(ctx, after, pageSize);
+    const unseen = heads.filter((id) => !seen.has(id));
     if (unseen.length > 0) {
       const passed = await inSnapshot(ctx.pool, async (client) => {
         const { rows } = await client.query<{ id: string; upto: string }>({
@@ -606,7 +605,7 @@ async function missingInReadModel(ctx: TypeContext, model: ReadModel, seen: Set<
       }
     }
     if (heads.length < pageSize) break;
-    after = heads[heads.length - 1]!.id;
+    after = heads[heads.length - 1];
   }
   if (notReached > 0) report.warnings.push(`${notReached} aggregate(s) have events only after the read model's checkpoint: not applied yet, not compared`);
   return mismatches;
