@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors.js';
 import type { ProjectedEvent } from '../types.js';
+import { initialCopier } from './copyInitial.js';
 import { defaultStateCodec, type StateCodec } from './stateCodec.js';
 
 /** A handler folds one event into the state and returns the new state. */
@@ -52,13 +53,19 @@ export function defineProjector<S>(options: DefineProjectorOptions<S>): Projecto
     }
   }
   const { initial } = options;
+  let copyInitial: () => S;
+  try {
+    copyInitial = typeof initial === 'function' ? (initial as () => S) : initialCopier(initial);
+  } catch (error) {
+    throw new ValidationError(`${where}: initial cannot be copied for each aggregate (${(error as Error).message}); pass a factory function instead`);
+  }
   if (options.codec && (typeof options.codec.encode !== 'function' || typeof options.codec.decode !== 'function')) {
     throw new ValidationError(`${where}: codec must have encode(state) and decode(json) functions`);
   }
   return Object.freeze({
     [PROJECTOR_DEFINITION]: true as const,
     aggregateType: options.aggregateType,
-    initial: typeof initial === 'function' ? (initial as () => S) : () => structuredClone(initial),
+    initial: copyInitial,
     handlers: Object.freeze({ ...options.handlers }),
     version,
     strict: options.strict ?? false,
