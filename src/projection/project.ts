@@ -106,7 +106,7 @@ export async function foldedAt(sql: Sql, tables: StoreTables, aggregate: Aggrega
 }
 
 /** `start` folded on with the aggregate's stored events up to `upTo`, each folded as it is read. */
-async function foldFromStore(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef, start: Folded, upTo: number): Promise<Folded> {
+export async function foldFromStore(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef, start: Folded, upTo: number): Promise<Folded> {
   const folded = { ...start };
   if (start.version < upTo) {
     await forEachAggregateEvent(sql, tables, aggregate, ref, start.version + 1, upTo, (event) => foldInto(aggregate, folded, event));

@@ -1,5 +1,6 @@
 import type { AggregateType } from '../config/resolve.js';
 import type { AggregateRef } from '../db/canonicalKey.js';
+import { Params } from '../db/params.js';
 import type { Sql } from '../db/queryable.js';
 import type { JsonValue } from '../events/json.js';
 import type { StoreTables } from '../store/tables.js';
@@ -12,7 +13,7 @@ import { defaultStateCodec, type StateCodec } from './stateCodec.js';
  * version and column map): a changed projector never reads an older one's snapshots.
  */
 
-function codecOf(aggregate: AggregateType): StateCodec<unknown> {
+export function codecOf(aggregate: AggregateType): StateCodec<unknown> {
   return aggregate.projector?.codec ?? defaultStateCodec;
 }
 
@@ -29,21 +30,23 @@ export interface SnapshotToWrite {
  */
 export async function writeSnapshots(sql: Sql, tables: StoreTables, aggregate: AggregateType, snapshots: readonly SnapshotToWrite[]): Promise<void> {
   if (snapshots.length === 0) return;
+  const params = new Params();
+  await sql.query(snapshotRows(tables, aggregate, snapshots, params), params.values);
+}
+
+/** The INSERT of writeSnapshots, its values added to `params`; `guard` as in upsertRows. */
+export function snapshotRows(tables: StoreTables, aggregate: AggregateType, snapshots: readonly SnapshotToWrite[], params: Params, guard?: string): string {
   const codec = codecOf(aggregate);
-  await sql.query(
-    `INSERT INTO ${tables.snapshots} (aggregate_type, aggregate_id, projector_version, sequence, state, deleted)
-     SELECT $1::text, s.aggregate_id, $2::text, s.sequence, to_jsonb(s.state), s.deleted
-     FROM unnest($3::text[], $4::bigint[], $5::text[], $6::boolean[]) AS s(aggregate_id, sequence, state, deleted)
-     ON CONFLICT DO NOTHING`,
-    [
-      aggregate.type,
-      aggregate.projectionVersion,
-      snapshots.map((s) => s.aggregateId),
-      snapshots.map((s) => String(s.folded.version)),
-      snapshots.map((s) => JSON.stringify(codec.encode(s.folded.state))),
-      snapshots.map((s) => s.folded.deleted),
-    ],
-  );
+  const arrays = [
+    params.add(snapshots.map((s) => s.aggregateId), 'text[]'),
+    params.add(snapshots.map((s) => String(s.folded.version)), 'bigint[]'),
+    params.add(snapshots.map((s) => JSON.stringify(codec.encode(s.folded.state))), 'text[]'),
+    params.add(snapshots.map((s) => s.folded.deleted), 'boolean[]'),
+  ];
+  return `INSERT INTO ${tables.snapshots} (aggregate_type, aggregate_id, projector_version, sequence, state, deleted)
+     SELECT ${params.add(aggregate.type, 'text')}, s.aggregate_id, ${params.add(aggregate.projectionVersion, 'text')}, s.sequence, to_jsonb(s.state), s.deleted
+     FROM unnest(${arrays.join(', ')}) AS s(aggregate_id, sequence, state, deleted)${guard ? ` WHERE ${guard}` : ''}
+     ON CONFLICT DO NOTHING`;
 }
 
 /** The latest snapshot of this projection version at or before `atOrBefore`, if any. */

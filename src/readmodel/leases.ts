@@ -46,6 +46,12 @@ export async function verifyLease(sql: Sql, tables: StoreTables, name: string, o
   return rows.length === 1;
 }
 
+/** Whether `owner` holds the lease now, read without locking its row. */
+export async function leaseHeld(sql: Sql, tables: StoreTables, name: string, owner: string): Promise<boolean> {
+  const rows = await sql.query(`SELECT 1 FROM ${tables.leases} WHERE name = $1::text AND owner = $2::text AND expires_at > clock_timestamp()`, [name, owner]);
+  return rows.length === 1;
+}
+
 export async function releaseLease(sql: Sql, tables: StoreTables, name: string, owner: string): Promise<void> {
   await sql.query(`DELETE FROM ${tables.leases} WHERE name = $1::text AND owner = $2::text`, [name, owner]);
 }

@@ -4,16 +4,18 @@ import { byCanonicalId } from '../db/canonicalKey.js';
 import type { TableName } from '../db/identifiers.js';
 import { toSql } from '../db/queryable.js';
 import { sqlStateOf } from '../db/sqlState.js';
-import { foldEvents, type Folded } from '../projection/fold.js';
-import { foldedAt } from '../projection/project.js';
+import { foldInto, type Folded } from '../projection/fold.js';
+import { foldedAtMany, type FoldTarget } from '../projection/foldedAtMany.js';
 import { writeSnapshots, type SnapshotToWrite } from '../projection/snapshots.js';
 import { aggregateKey, inAggregateOrder } from '../store/aggregateOrder.js';
-import { saveCheckpoint } from '../store/checkpoints.js';
+import { advanceCheckpoint } from '../store/checkpoints.js';
 import type { GlobalCheckpoint } from '../store/readAll.js';
 import { readAggregateForFold, readPageForFold } from '../store/readForFold.js';
 import type { StoreTables } from '../store/tables.js';
-import type { ReadModel } from './declaration.js';
-import { appliedSequences, writeRows, type RowChange } from './writeRows.js';
+import { commitBatch } from './commitBatch.js';
+import { SEQUENCE_COLUMN, type ReadModel } from './declaration.js';
+import { leaseHeld } from './leases.js';
+import { writeRows, type RowChange } from './writeRows.js';
 
 /**
  * One step of a read model's subscription: read a page of the gap-safe global read,
@@ -30,6 +32,12 @@ export interface BatchTarget {
   subscriber: string;
   /** Runs first in the write transaction; false means another process owns the work now: nothing is written. */
   mayCommit(client: pg.ClientBase): Promise<boolean>;
+  /**
+   * The lease this target is written under, for the one-statement commit (see commitBatch),
+   * which checks it itself; without it (or for a read model with its own write function)
+   * batches go through a transaction and mayCommit.
+   */
+  lease?: { name: string; owner: string };
 }
 
 export interface BatchContext {
@@ -70,6 +78,9 @@ export class ProjectionFailure extends Error {
 /** Another process holds the read model now; nothing of this batch was written. */
 export class LeaseLost extends Error {}
 
+/** The lease is still ours but its row was locked for a moment (a renewal, a rebuild's swap); nothing was written: try again. */
+export class LeaseBusy extends Error {}
+
 /**
  * The checkpoint moved while this batch was being prepared (a rebuild swapped in a new
  * table and its checkpoint): the batch was computed from a state that is gone, so nothing
@@ -107,32 +118,49 @@ export class StateCache {
   }
 }
 
+/** Class 22 (data exception) and 23 (integrity constraint): the same batch would fail again on every retry. */
+function asWriteFailure(model: ReadModel, error: unknown): unknown {
+  const sqlState = sqlStateOf(error);
+  if (sqlState && (sqlState.startsWith('22') || sqlState.startsWith('23'))) {
+    return new WriteFailure({ readModel: model.name, sqlState, message: error instanceof Error ? error.message : String(error) });
+  }
+  return error;
+}
+
 export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): Promise<BatchResult> {
   const { pool, tables, aggregate, model, target } = ctx;
   const sql = toSql(ctx.client ?? pool);
-  const page = await readPageForFold(sql, tables, after, ctx.batchSize, [aggregate.type]);
+  // The page and what the table already reflects of its aggregates, in one statement.
+  const page = await readPageForFold(sql, tables, after, ctx.batchSize, [aggregate.type], { table: target.table.quoted, sequenceColumn: SEQUENCE_COLUMN });
   if (page.scanned === 0) return { scanned: 0, applied: 0, rows: 0, checkpoint: after };
 
   const runs = await inAggregateOrder(
     page.events,
-    async (keys) => {
-      const applied = await appliedSequences(sql, tables, target.table, keys.map((k) => k.aggregateId));
-      return new Map([...applied].map(([aggregateId, sequence]) => [aggregateKey({ aggregateType: aggregate.type, aggregateId }), sequence]));
-    },
+    async (keys) => new Map(keys.map((key) => [aggregateKey(key), page.applied!.get(key.aggregateId) ?? 0])),
     (key, from, to) => readAggregateForFold(sql, tables, aggregate, byCanonicalId(key.aggregateId), from, to),
   );
+
+  // States from the cache where it holds them at the right version; the rest folded from
+  // the store together (two queries for the batch, not two per aggregate).
+  const starts = new Map<string, Folded>();
+  const misses: FoldTarget[] = [];
+  for (const run of runs) {
+    const cached = ctx.cache.take(run.aggregateId, run.from);
+    if (cached) starts.set(run.aggregateId, cached);
+    else misses.push({ aggregateId: run.aggregateId, sequence: run.from });
+  }
+  for (const [id, folded] of await foldedAtMany(sql, tables, aggregate, misses)) starts.set(id, folded);
 
   const changes: RowChange[] = [];
   const folds: Array<[string, Folded]> = [];
   const snapshots: SnapshotToWrite[] = [];
   let applied = 0;
   for (const run of runs) {
-    let folded =
-      ctx.cache.take(run.aggregateId, run.from) ??
-      (await foldedAt(toSql(ctx.client ?? pool), tables, aggregate, byCanonicalId(run.aggregateId), run.from));
+    // Folded in place: the start is this batch's own (taken out of the cache, or just read).
+    const folded = starts.get(run.aggregateId)!;
     for (const event of run.events) {
       try {
-        folded = foldEvents(aggregate, [event], folded);
+        foldInto(aggregate, folded, event);
       } catch (error) {
         throw new ProjectionFailure({
           readModel: model.name,
@@ -154,38 +182,39 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
 
   const write = async (client: pg.ClientBase) => {
     const tx = toSql(client);
-    // Compare and set: the batch is written only if the checkpoint is still the one it was
-    // read from. Every writer of the checkpoint holds the lease row's lock, so this cannot race.
-    const [current] = await tx.query<{ transaction_id: string; global_position: string }>(
-      `SELECT transaction_id::text AS transaction_id, global_position::text AS global_position FROM ${tables.checkpoints} WHERE subscriber = $1::text`,
-      [target.subscriber],
-    );
-    const at = current ? { transactionId: current.transaction_id, globalPosition: Number(current.global_position) } : { transactionId: '0', globalPosition: 0 };
-    if (at.transactionId !== after.transactionId || at.globalPosition !== after.globalPosition) {
+    await writeRows(tx, client, tables, model, target.table, changes).catch((error: unknown) => {
+      throw asWriteFailure(model, error);
+    });
+    await writeSnapshots(tx, tables, aggregate, snapshots);
+    // Compare and set: the batch counts only if the checkpoint is still the one it was read
+    // from. Every writer of the checkpoint holds the lease row's lock (taken by mayCommit
+    // before anything here), so it cannot move between this and the commit.
+    if (!(await advanceCheckpoint(tx, tables, target.subscriber, after, page.checkpoint, applied))) {
       throw new StaleBatch(`the checkpoint of ${model.name} moved while a batch was prepared`);
     }
-    try {
-      await writeRows(tx, client, tables, model, target.table, changes);
-    } catch (error) {
-      const sqlState = sqlStateOf(error);
-      // Class 22 (data exception) and 23 (integrity constraint): the same batch would fail again on every retry.
-      if (sqlState && (sqlState.startsWith('22') || sqlState.startsWith('23'))) {
-        throw new WriteFailure({ readModel: model.name, sqlState, message: error instanceof Error ? error.message : String(error) });
-      }
-      throw error;
-    }
-    await writeSnapshots(tx, tables, aggregate, snapshots);
-    await saveCheckpoint(tx, tables, target.subscriber, page.checkpoint, applied);
   };
   if (ctx.client) {
     await write(ctx.client);
+  } else if (target.lease && !model.write) {
+    // Everything a declarative read model writes fits one statement (see commitBatch).
+    const batch = { lease: target.lease, subscriber: target.subscriber, from: after, to: page.checkpoint, applied, changes, snapshots };
+    const outcome = await commitBatch(sql, tables, aggregate, model, target.table, batch).catch((error: unknown) => {
+      ctx.cache.clear();
+      throw asWriteFailure(model, error);
+    });
+    if (outcome !== 'committed') {
+      ctx.cache.clear();
+      if (outcome === 'moved') throw new StaleBatch(`the checkpoint of ${model.name} moved while a batch was prepared`);
+      // Not held: lost, or only locked for a moment (a renewal, a rebuild's swap), which a plain read tells apart.
+      if (await leaseHeld(sql, tables, target.lease.name, target.lease.owner)) throw new LeaseBusy(`the lease row of ${model.name} is locked`);
+      throw new LeaseLost(`the lease on ${model.name} was lost`);
+    }
   } else {
     const client = await pool.connect();
     try {
       // A read model is derived data: its commit need not wait for the WAL flush. A crash
       // may lose the last batches, rows and checkpoint together (one transaction), and they
       // are simply applied again; meanwhile the app's own commits do not queue behind ours.
-      // (One round trip for both: the updater's statements per batch are what it costs the app's CPU.)
       await client.query('BEGIN; SET LOCAL synchronous_commit = off');
       if (!(await target.mayCommit(client))) {
         await client.query('ROLLBACK');

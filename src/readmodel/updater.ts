@@ -12,7 +12,7 @@ import { storeTables } from '../store/tables.js';
 import type { ReadModel } from './declaration.js';
 import { ensureReadModelTables } from './ensureTables.js';
 import { releaseLease, renewLeases, tryAcquireLease, verifyLease } from './leases.js';
-import { LeaseLost, ProjectionFailure, processBatch, StaleBatch, StateCache, WriteFailure, type BatchContext } from './processBatch.js';
+import { LeaseBusy, LeaseLost, ProjectionFailure, processBatch, StaleBatch, StateCache, WriteFailure, type BatchContext } from './processBatch.js';
 import { checkTransactionIds } from './restoredClusterGuard.js';
 
 /**
@@ -110,6 +110,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
           table: model.table,
           subscriber: model.subscriber,
           mayCommit: (client) => verifyLease(toSql(client), tables, model.subscriber, owner),
+          lease: { name: model.subscriber, owner },
         },
       },
     };
@@ -152,6 +153,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
         log(`${worker.model.name}: lease lost; standing by`);
         return 'lost';
       }
+      if (error instanceof LeaseBusy) return 'progress'; // nothing written; the next step tries again
       if (error instanceof StaleBatch) {
         worker.context.cache.clear();
         log(`${worker.model.name}: its checkpoint moved (a rebuild was swapped in); going on from there`);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { copyIn } from '../db/copy.js';
+import { Params } from '../db/params.js';
 import type { Db, Sql } from '../db/queryable.js';
 import type { TableName } from '../db/identifiers.js';
 import type { StoreTables } from '../store/tables.js';
@@ -52,45 +53,59 @@ export async function writeRows(
     kept = kept.filter((c) => !copy.isAbsent(c.aggregateId));
   }
   if (kept.length > 0) {
-    const mark = model.onDelete === 'mark';
-    const names = ['aggregate_id', SEQUENCE_COLUMN, ...(mark ? [DELETED_COLUMN] : []), ...model.columns.map((c) => c.quoted)];
-    const arrays: unknown[] = [kept.map((c) => c.aggregateId), kept.map((c) => String(c.sequence))];
-    const types = ['text[]', 'bigint[]'];
-    const selects = ['u.c0', 'u.c1'];
-    if (mark) {
-      arrays.push(kept.map((c) => c.deleted));
-      types.push('boolean[]');
-      selects.push(`u.c${selects.length}`);
-    }
-    for (const column of model.columns) {
-      arrays.push(kept.map((c) => columnText(field(c.state, column.field))));
-      types.push('text[]');
-      selects.push(`u.c${selects.length}::${column.type}`);
-    }
-    const aliases = selects.map((_, i) => `c${i}`).join(', ');
-    const updates = names.slice(1).map((n) => `${n} = excluded.${n}`).join(', ');
-    await sql.query(
-      `INSERT INTO ${table.quoted} AS t (${names.join(', ')})
-       SELECT ${selects.join(', ')} FROM unnest(${types.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS u(${aliases})
-       ON CONFLICT (aggregate_id) DO UPDATE SET ${updates}
-       WHERE t.${SEQUENCE_COLUMN} < excluded.${SEQUENCE_COLUMN}`,
-      arrays,
-    );
+    const params = new Params();
+    await sql.query(upsertRows(model, table, kept, params), params.values);
   }
   if (removed.length > 0) {
-    await sql.query(`DELETE FROM ${table.quoted} WHERE aggregate_id = ANY($1::text[])`, [removed.map((c) => c.aggregateId)]);
-    await sql.query(
-      `INSERT INTO ${tables.tombstones} AS t (table_oid, aggregate_id, sequence)
-       SELECT $1::regclass::oid, u.aggregate_id, u.sequence FROM unnest($2::text[], $3::bigint[]) AS u(aggregate_id, sequence)
-       ON CONFLICT (table_oid, aggregate_id) DO UPDATE SET sequence = greatest(t.sequence, excluded.sequence)`,
-      [table.quoted, removed.map((c) => c.aggregateId), removed.map((c) => String(c.sequence))],
-    );
+    const params = new Params();
+    await sql.query(deleteRows(table, removed, params), params.values);
+    const tombstones = new Params();
+    await sql.query(tombstoneRows(tables, table, removed, tombstones), tombstones.values);
   }
   if (model.write) {
     for (const change of changes) {
       await model.write({ db, table: table.quoted, aggregateId: change.aggregateId, state: change.state, sequence: change.sequence, deleted: change.deleted });
     }
   }
+}
+
+/**
+ * The upsert of present aggregates' rows: one statement for the whole batch, the values
+ * as arrays. A row never moves back to an older sequence. `guard`, when given, is a
+ * condition the statement's rows must also meet (the updater's one-statement commit).
+ */
+export function upsertRows(model: ReadModel, table: TableName, kept: readonly RowChange[], params: Params, guard?: string): string {
+  const mark = model.onDelete === 'mark';
+  const names = ['aggregate_id', SEQUENCE_COLUMN, ...(mark ? [DELETED_COLUMN] : []), ...model.columns.map((c) => c.quoted)];
+  const arrays = [params.add(kept.map((c) => c.aggregateId), 'text[]'), params.add(kept.map((c) => String(c.sequence)), 'bigint[]')];
+  const selects = ['u.c0', 'u.c1'];
+  if (mark) {
+    arrays.push(params.add(kept.map((c) => c.deleted), 'boolean[]'));
+    selects.push(`u.c${selects.length}`);
+  }
+  for (const column of model.columns) {
+    arrays.push(params.add(kept.map((c) => columnText(field(c.state, column.field))), 'text[]'));
+    selects.push(`u.c${selects.length}::${column.type}`);
+  }
+  const aliases = selects.map((_, i) => `c${i}`).join(', ');
+  const updates = names.slice(1).map((n) => `${n} = excluded.${n}`).join(', ');
+  return `INSERT INTO ${table.quoted} AS t (${names.join(', ')})
+       SELECT ${selects.join(', ')} FROM unnest(${arrays.join(', ')}) AS u(${aliases})${guard ? ` WHERE ${guard}` : ''}
+       ON CONFLICT (aggregate_id) DO UPDATE SET ${updates}
+       WHERE t.${SEQUENCE_COLUMN} < excluded.${SEQUENCE_COLUMN}`;
+}
+
+/** The removal of deleted aggregates' rows (onDelete: remove). */
+export function deleteRows(table: TableName, removed: readonly RowChange[], params: Params, guard?: string): string {
+  return `DELETE FROM ${table.quoted} WHERE aggregate_id = ANY(${params.add(removed.map((c) => c.aggregateId), 'text[]')})${guard ? ` AND ${guard}` : ''}`;
+}
+
+/** The tombstones of removed rows: the sequence each removal reflects, which a row would otherwise have carried. */
+export function tombstoneRows(tables: StoreTables, table: TableName, removed: readonly RowChange[], params: Params, guard?: string): string {
+  return `INSERT INTO ${tables.tombstones} AS t (table_oid, aggregate_id, sequence)
+       SELECT ${params.add(table.quoted, 'regclass')}::oid, u.aggregate_id, u.sequence
+       FROM unnest(${params.add(removed.map((c) => c.aggregateId), 'text[]')}, ${params.add(removed.map((c) => String(c.sequence)), 'bigint[]')}) AS u(aggregate_id, sequence)${guard ? ` WHERE ${guard}` : ''}
+       ON CONFLICT (table_oid, aggregate_id) DO UPDATE SET sequence = greatest(t.sequence, excluded.sequence)`;
 }
 
 /** Inserts rows with COPY: the same columns and text as the upsert, in COPY's text format. */
@@ -119,17 +134,3 @@ export function copyText(value: string | null): string {
   return /[\\\t\n\r]/.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : value;
 }
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-/** The sequence a read-model table reflects for each aggregate: its row's, or its tombstone's when the row was removed. */
-export async function appliedSequences(sql: Sql, tables: StoreTables, table: TableName, aggregateIds: readonly string[]): Promise<Map<string, number>> {
-  const rows = await sql.query<{ aggregate_id: string; sequence: string }>(
-    `SELECT aggregate_id, max(sequence)::text AS sequence FROM (
-       SELECT r.aggregate_id, r.${SEQUENCE_COLUMN} AS sequence FROM ${table.quoted} r WHERE r.aggregate_id = ANY($1::text[])
-       UNION ALL
-       SELECT t.aggregate_id, t.sequence FROM ${tables.tombstones} t
-       WHERE t.table_oid = $2::regclass::oid AND t.aggregate_id = ANY($1::text[])
-     ) s GROUP BY aggregate_id`,
-    [[...aggregateIds], table.quoted],
-  );
-  return new Map(rows.map((r) => [r.aggregate_id, Number(r.sequence)]));
-}

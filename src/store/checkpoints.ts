@@ -74,6 +74,35 @@ export async function saveCheckpoint(sql: Sql, tables: StoreTables, subscriber: 
   );
 }
 
+/**
+ * Compare and set: moves a subscriber from exactly `from` to `to` (clearing a recorded
+ * failure), or does nothing and returns false when its checkpoint is elsewhere (a rebuild
+ * swapped in its own). A subscriber with no checkpoint is at the start of the log. One
+ * statement, so that a batch's checkpoint costs one round trip; run it in the
+ * transaction of the work it covers.
+ */
+export async function advanceCheckpoint(sql: Sql, tables: StoreTables, subscriber: string, from: GlobalCheckpoint, to: GlobalCheckpoint, applied: number): Promise<boolean> {
+  const [row] = await sql.query<{ moved: boolean }>(
+    `WITH moved AS (
+       UPDATE ${tables.checkpoints} c
+       SET transaction_id = $4::xid8, global_position = $5::bigint, events_applied = c.events_applied + $6::bigint,
+           updated_at = now(), failed_at = NULL, failure = NULL
+       WHERE c.subscriber = $1::text AND (c.transaction_id, c.global_position) = ($2::xid8, $3::bigint)
+       RETURNING 1
+     ), created AS (
+       INSERT INTO ${tables.checkpoints} (subscriber, transaction_id, global_position, events_applied, updated_at)
+       SELECT $1::text, $4::xid8, $5::bigint, $6::bigint, now()
+       WHERE ($2::xid8, $3::bigint) = ('0'::xid8, 0::bigint)
+         AND NOT EXISTS (SELECT 1 FROM ${tables.checkpoints} c WHERE c.subscriber = $1::text)
+       ON CONFLICT (subscriber) DO NOTHING
+       RETURNING 1
+     )
+     SELECT EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM created) AS moved`,
+    [subscriber, from.transactionId, String(from.globalPosition), to.transactionId, String(to.globalPosition), String(applied)],
+  );
+  return Boolean(row?.moved);
+}
+
 /** Records why a subscriber stopped, keeping its position. */
 export async function recordFailure(sql: Sql, tables: StoreTables, subscriber: string, failure: Record<string, unknown>): Promise<void> {
   await sql.query(
