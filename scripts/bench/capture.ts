@@ -28,7 +28,7 @@ import { setupReplication, teardownReplication } from '../../src/replication/set
 
 const ACCOUNTS = 100_000;
 /** B alone and B with the updater: this many adjacent pairs of runs of this many seconds. */
-const UPDATER_PAIRS = 16;
+export const UPDATER_PAIRS = 24;
 const UPDATER_PAIR_SECONDS = 3;
 
 interface Queryable {

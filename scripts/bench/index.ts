@@ -4,7 +4,7 @@
  * section to paste into docs/benchmarks.md.
  */
 import { benchArgs, benchServer, fmt, machine } from './harness.js';
-import { benchCapture, captureTable, updaterTable } from './capture.js';
+import { benchCapture, captureTable, UPDATER_PAIRS, updaterTable } from './capture.js';
 import { benchProjectOne, benchRebuild } from './projections.js';
 import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
 import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.js';
@@ -33,7 +33,7 @@ async function main() {
         '',
         `### Capture with the read-model updater running (${date})`,
         '',
-        'B alone and B with the updater process running, in 16 adjacent pairs of 3 s per client count (order alternating);',
+        `B alone and B with the updater process running, in ${UPDATER_PAIRS} adjacent pairs of 3 s per client count (order alternating);`,
         'the change in B/A is B/A of the table above times the median with/alone ratio, minus B/A.',
         '',
         updaterTable(results),
