@@ -14,19 +14,20 @@ export function initialCopier<S>(initial: S): () => S {
 
 /**
  * True for primitives and for objects and arrays made only of those, each reached once
- * (structuredClone keeps shared references and cycles; the loop would not). Own
- * enumerable data properties only: that is all structuredClone would copy of them.
+ * (structuredClone keeps shared references and cycles; the loop would not). The value is
+ * structuredClone's own output, so its objects are plain or built-ins (Date, Map, Set...),
+ * which the loop leaves to structuredClone.
  */
 function isPlainTree(value: unknown, seen: Set<object>): boolean {
   if (typeof value !== 'object' || value === null) return true;
   if (seen.has(value)) return false;
   seen.add(value);
   if (Array.isArray(value)) {
-    if (Object.keys(value).length !== value.length) return false; // holes or extra keys
+    const keys = Object.keys(value);
+    if (keys.length !== value.length || keys.some((key, i) => key !== String(i))) return false; // holes or extra keys
     return value.every((item) => isPlainTree(item, seen));
   }
-  const prototype = Object.getPrototypeOf(value) as unknown;
-  if (prototype !== Object.prototype && prototype !== null) return false; // Date, Map, Set, class instances...
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
   return Object.values(value).every((item) => isPlainTree(item, seen));
 }
 
@@ -34,7 +35,7 @@ function copyPlainTree<S>(value: S): S {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(copyPlainTree) as S;
   const copy: Record<string, unknown> = {};
-  for (const key in value) {
+  for (const key of Object.keys(value)) {
     const item = copyPlainTree((value as Record<string, unknown>)[key]);
     // An own "__proto__" key (JSON.parse makes them) would set the prototype if assigned.
     if (key === '__proto__') Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });

@@ -13,9 +13,10 @@ import { codecOf } from './snapshots.js';
  * foldedAt for many aggregates at once: their latest snapshots in one query, then the
  * events after them in one query per few thousand events, instead of two round trips per
  * aggregate. An updater pays this for each aggregate of a batch that its cache does not
- * hold (after a start, a lost lease, or once the cache is full), which at a few hundred
- * events a second was two thirds of its queries. An aggregate with a long stretch to fold
- * goes alone through foldFromStore, which streams it.
+ * hold (after a start, after a failed or stale batch, or once the cache is full), which at
+ * a few hundred events a second was two thirds of its queries. An aggregate with a long
+ * stretch (COPY_READ_FROM_EVENTS or more) goes alone through foldFromStore, which streams
+ * it. Targets must name distinct aggregates.
  */
 
 export interface FoldTarget {
@@ -30,6 +31,9 @@ const EVENTS_PER_QUERY = 5000;
 
 export async function foldedAtMany(sql: Sql, tables: StoreTables, aggregate: AggregateType, targets: readonly FoldTarget[]): Promise<Map<string, Folded>> {
   const result = new Map<string, Folded>();
+  if (new Set(targets.map((target) => target.aggregateId)).size !== targets.length) {
+    throw new Error(`internal: foldedAtMany was given the same ${aggregate.type} twice`);
+  }
   const needed = targets.filter((target) => target.sequence > 0);
   for (const target of targets) if (target.sequence === 0) result.set(target.aggregateId, initialFold(aggregate));
   if (needed.length === 0) return result;

@@ -3,7 +3,7 @@ import type { TableName } from '../db/identifiers.js';
 import { Params } from '../db/params.js';
 import type { Sql } from '../db/queryable.js';
 import { snapshotRows, type SnapshotToWrite } from '../projection/snapshots.js';
-import type { GlobalCheckpoint } from '../store/readAll.js';
+import { checkpointMoveCtes, type CheckpointMove } from '../store/checkpoints.js';
 import type { StoreTables } from '../store/tables.js';
 import type { ReadModel } from './declaration.js';
 import { deleteRows, tombstoneRows, upsertRows, type RowChange } from './writeRows.js';
@@ -18,7 +18,8 @@ import { deleteRows, tombstoneRows, upsertRows, type RowChange } from './writeRo
  * 1. the lease row, locked, if this owner holds it unexpired; otherwise nothing is written.
  *    SKIP LOCKED rather than a wait: the statement already holds its tables' locks, and a
  *    rebuild's swap locks the lease row first and those tables next, so waiting here could
- *    deadlock with it. A locked row (a swap, a renewal in flight) reads as "busy";
+ *    deadlock with it. A row locked for a moment (a swap, a renewal, a standby's attempt to
+ *    take the lease) reads as not held, and the caller tells that from a lost lease;
  * 2. the checkpoint, moved from exactly `from` to `to` (created when at the start of the
  *    log), which is the compare and set that makes a batch prepared before a rebuild's
  *    swap write nothing;
@@ -31,23 +32,18 @@ import { deleteRows, tombstoneRows, upsertRows, type RowChange } from './writeRo
 
 export type CommitOutcome = 'committed' | 'moved' | 'not-held';
 
-export interface BatchToCommit {
+export interface BatchToCommit extends CheckpointMove {
   lease: { name: string; owner: string };
-  subscriber: string;
-  from: GlobalCheckpoint;
-  to: GlobalCheckpoint;
-  applied: number;
   changes: readonly RowChange[];
   snapshots: readonly SnapshotToWrite[];
 }
 
 export async function commitBatch(sql: Sql, tables: StoreTables, aggregate: AggregateType, model: ReadModel, table: TableName, batch: BatchToCommit): Promise<CommitOutcome> {
   const p = new Params();
-  const subscriber = p.add(batch.subscriber, 'text');
-  const from = `(${p.add(batch.from.transactionId, 'xid8')}, ${p.add(String(batch.from.globalPosition), 'bigint')})`;
-  const toXid = p.add(batch.to.transactionId, 'xid8');
-  const toPosition = p.add(String(batch.to.globalPosition), 'bigint');
-  const applied = p.add(String(batch.applied), 'bigint');
+  const lease = `SELECT set_config('synchronous_commit', 'off', true) FROM ${tables.leases} l
+       WHERE l.name = ${p.add(batch.lease.name, 'text')} AND l.owner = ${p.add(batch.lease.owner, 'text')} AND l.expires_at > clock_timestamp()
+       FOR UPDATE SKIP LOCKED`;
+  const checkpoint = checkpointMoveCtes(tables, p, batch, 'EXISTS (SELECT 1 FROM lease)');
   const advanced = 'EXISTS (SELECT 1 FROM advanced)';
   const removing = model.onDelete === 'remove';
   const removed = batch.changes.filter((c) => c.deleted && removing);
@@ -57,24 +53,7 @@ export async function commitBatch(sql: Sql, tables: StoreTables, aggregate: Aggr
   if (removed.length > 0) writes.push(deleteRows(table, removed, p, advanced), tombstoneRows(tables, table, removed, p, advanced));
   if (batch.snapshots.length > 0) writes.push(snapshotRows(tables, aggregate, batch.snapshots, p, advanced));
   const [row] = await sql.query<{ held: boolean; advanced: boolean }>(
-    `WITH lease AS (
-       SELECT set_config('synchronous_commit', 'off', true) FROM ${tables.leases} l
-       WHERE l.name = ${p.add(batch.lease.name, 'text')} AND l.owner = ${p.add(batch.lease.owner, 'text')} AND l.expires_at > clock_timestamp()
-       FOR UPDATE SKIP LOCKED
-     ), moved AS (
-       UPDATE ${tables.checkpoints} c
-       SET transaction_id = ${toXid}, global_position = ${toPosition}, events_applied = c.events_applied + ${applied},
-           updated_at = now(), failed_at = NULL, failure = NULL
-       WHERE c.subscriber = ${subscriber} AND (c.transaction_id, c.global_position) = ${from} AND EXISTS (SELECT 1 FROM lease)
-       RETURNING 1
-     ), created AS (
-       INSERT INTO ${tables.checkpoints} (subscriber, transaction_id, global_position, events_applied, updated_at)
-       SELECT ${subscriber}, ${toXid}, ${toPosition}, ${applied}, now()
-       WHERE ${from} = ('0'::xid8, 0::bigint) AND EXISTS (SELECT 1 FROM lease)
-         AND NOT EXISTS (SELECT 1 FROM ${tables.checkpoints} c WHERE c.subscriber = ${subscriber})
-       ON CONFLICT (subscriber) DO NOTHING
-       RETURNING 1
-     ), advanced AS (SELECT 1 FROM moved UNION ALL SELECT 1 FROM created)
+    `WITH lease AS (${lease}), ${checkpoint}
      ${writes.map((write, i) => `, write${i} AS (${write} RETURNING 1)`).join('\n     ')}
      SELECT EXISTS (SELECT 1 FROM lease) AS held, ${advanced} AS advanced`,
     p.values,

@@ -5,7 +5,8 @@ import type { StoreTables } from '../store/tables.js';
  * Leases: which process works on a subscriber (a read model) now. Expiry uses the
  * database's clock, so processes need not agree on time. The holder renews from a
  * connection of its own, and every checkpoint write locks and re-checks the lease in its
- * own transaction (verifyLease), so a holder that lost the lease cannot commit.
+ * own transaction (verifyLease, or the lease condition of the updater's one-statement
+ * commit), so a holder that lost the lease cannot commit.
  */
 
 /** Takes the lease if it is free, expired or already ours; true when we hold it. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { AggregateType } from '../config/resolve.js';
 import { byCanonicalId } from '../db/canonicalKey.js';
@@ -12,7 +13,7 @@ import { advanceCheckpoint } from '../store/checkpoints.js';
 import type { GlobalCheckpoint } from '../store/readAll.js';
 import { readAggregateForFold, readPageForFold } from '../store/readForFold.js';
 import type { StoreTables } from '../store/tables.js';
-import { commitBatch } from './commitBatch.js';
+import { commitBatch, type BatchToCommit } from './commitBatch.js';
 import { SEQUENCE_COLUMN, type ReadModel } from './declaration.js';
 import { leaseHeld } from './leases.js';
 import { writeRows, type RowChange } from './writeRows.js';
@@ -78,7 +79,7 @@ export class ProjectionFailure extends Error {
 /** Another process holds the read model now; nothing of this batch was written. */
 export class LeaseLost extends Error {}
 
-/** The lease is still ours but its row was locked for a moment (a renewal, a rebuild's swap); nothing was written: try again. */
+/** The lease is still ours but its row stayed locked through the retries (a rebuild's swap, most likely); nothing was written: read the batch again later. */
 export class LeaseBusy extends Error {}
 
 /**
@@ -127,21 +128,43 @@ function asWriteFailure(model: ReadModel, error: unknown): unknown {
   return error;
 }
 
+/**
+ * commitBatch, tried again while the lease row is only locked for a moment (a renewal, a
+ * standby's attempt to take it, a rebuild's swap): nothing was written, the checkpoint's
+ * compare and set still guards the retry, and the prepared batch is kept. Past about a
+ * second the batch is given up as LeaseBusy and read again later.
+ */
+async function commitWithLease(ctx: BatchContext, lease: { name: string; owner: string }, batch: BatchToCommit): Promise<void> {
+  const { tables, aggregate, model, target } = ctx;
+  const sql = toSql(ctx.pool);
+  for (let wait = 10; ; wait *= 2) {
+    const outcome = await commitBatch(sql, tables, aggregate, model, target.table, batch).catch((error: unknown) => {
+      throw asWriteFailure(model, error);
+    });
+    if (outcome === 'committed') return;
+    if (outcome === 'moved') throw new StaleBatch(`the checkpoint of ${model.name} moved while a batch was prepared`);
+    // Not held: lost, or only locked, which a plain read tells apart.
+    if (!(await leaseHeld(sql, tables, lease.name, lease.owner))) throw new LeaseLost(`the lease on ${model.name} was lost`);
+    if (wait > 1000) throw new LeaseBusy(`the lease row of ${model.name} stayed locked`);
+    await sleep(wait);
+  }
+}
+
 export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): Promise<BatchResult> {
   const { pool, tables, aggregate, model, target } = ctx;
   const sql = toSql(ctx.client ?? pool);
   // The page and what the table already reflects of its aggregates, in one statement.
-  const page = await readPageForFold(sql, tables, after, ctx.batchSize, [aggregate.type], { table: target.table.quoted, sequenceColumn: SEQUENCE_COLUMN });
+  const page = await readPageForFold(sql, tables, after, ctx.batchSize, [aggregate.type], { table: target.table, sequenceColumn: SEQUENCE_COLUMN });
   if (page.scanned === 0) return { scanned: 0, applied: 0, rows: 0, checkpoint: after };
 
   const runs = await inAggregateOrder(
     page.events,
-    async (keys) => new Map(keys.map((key) => [aggregateKey(key), page.applied!.get(key.aggregateId) ?? 0])),
+    async (keys) => new Map(keys.map((key) => [aggregateKey(key), page.applied!.get(aggregateKey(key)) ?? 0])),
     (key, from, to) => readAggregateForFold(sql, tables, aggregate, byCanonicalId(key.aggregateId), from, to),
   );
 
   // States from the cache where it holds them at the right version; the rest folded from
-  // the store together (two queries for the batch, not two per aggregate).
+  // the store together (see foldedAtMany), not two queries per aggregate.
   const starts = new Map<string, Folded>();
   const misses: FoldTarget[] = [];
   for (const run of runs) {
@@ -180,35 +203,30 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
     if (every && Math.floor(folded.version / every) > Math.floor(run.from / every)) snapshots.push({ aggregateId: run.aggregateId, folded });
   }
 
+  // Snapshots in id order: read models of one aggregate type write the same snapshot keys,
+  // and two commits inserting them in different orders could deadlock.
+  snapshots.sort((a, b) => (a.aggregateId < b.aggregateId ? -1 : a.aggregateId > b.aggregateId ? 1 : 0));
+  const move = { subscriber: target.subscriber, from: after, to: page.checkpoint, applied };
   const write = async (client: pg.ClientBase) => {
     const tx = toSql(client);
+    // Compare and set first: the batch counts only if the checkpoint is still the one it
+    // was read from, and nothing (a write function's side effects included) runs otherwise.
+    if (!(await advanceCheckpoint(tx, tables, move))) {
+      throw new StaleBatch(`the checkpoint of ${model.name} moved while a batch was prepared`);
+    }
     await writeRows(tx, client, tables, model, target.table, changes).catch((error: unknown) => {
       throw asWriteFailure(model, error);
     });
     await writeSnapshots(tx, tables, aggregate, snapshots);
-    // Compare and set: the batch counts only if the checkpoint is still the one it was read
-    // from. Every writer of the checkpoint holds the lease row's lock (taken by mayCommit
-    // before anything here), so it cannot move between this and the commit.
-    if (!(await advanceCheckpoint(tx, tables, target.subscriber, after, page.checkpoint, applied))) {
-      throw new StaleBatch(`the checkpoint of ${model.name} moved while a batch was prepared`);
-    }
   };
   if (ctx.client) {
     await write(ctx.client);
   } else if (target.lease && !model.write) {
     // Everything a declarative read model writes fits one statement (see commitBatch).
-    const batch = { lease: target.lease, subscriber: target.subscriber, from: after, to: page.checkpoint, applied, changes, snapshots };
-    const outcome = await commitBatch(sql, tables, aggregate, model, target.table, batch).catch((error: unknown) => {
-      ctx.cache.clear();
-      throw asWriteFailure(model, error);
+    await commitWithLease(ctx, target.lease, { ...move, lease: target.lease, changes, snapshots }).catch((error: unknown) => {
+      if (!(error instanceof LeaseBusy)) ctx.cache.clear(); // busy wrote nothing and read nothing stale
+      throw error;
     });
-    if (outcome !== 'committed') {
-      ctx.cache.clear();
-      if (outcome === 'moved') throw new StaleBatch(`the checkpoint of ${model.name} moved while a batch was prepared`);
-      // Not held: lost, or only locked for a moment (a renewal, a rebuild's swap), which a plain read tells apart.
-      if (await leaseHeld(sql, tables, target.lease.name, target.lease.owner)) throw new LeaseBusy(`the lease row of ${model.name} is locked`);
-      throw new LeaseLost(`the lease on ${model.name} was lost`);
-    }
   } else {
     const client = await pool.connect();
     try {

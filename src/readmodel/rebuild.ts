@@ -27,8 +27,8 @@ import { swapTables } from './swapTables.js';
 /**
  * Rebuilds a read model without downtime: builds a shadow table from the start of the
  * log while the live table keeps serving reads and its updater keeps writing; then, in
- * one transaction that locks the live read model's lease row (its updater's commits wait)
- * under a lock_timeout, catches the shadow up and swaps it in with the checkpoint,
+ * one transaction that locks the live read model's lease row (its updater's commits find
+ * it locked, write nothing and try again) under a lock_timeout, catches the shadow up and swaps it in with the checkpoint,
  * carrying over grants, indexes and dependent views. Readers see the old table until the
  * commit and the complete new one after it. Resumable after a crash from its own
  * checkpoint; cancellable.

@@ -135,7 +135,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
     }
   }
 
-  /** One batch: 'full' when there is more to read at once, 'progress' when it caught up, 'idle' when there was nothing. */
+  /** One batch: 'full' when there is more to read at once, 'progress' when it caught up (or must try again shortly), 'idle' when there was nothing. */
   async function step(worker: Worker): Promise<'full' | 'progress' | 'idle' | 'lost' | 'failed'> {
     const sql = toSql(pool);
     const checkpoint = worker.position ?? (await loadCheckpoint(sql, tables, worker.model.subscriber))?.position ?? START_OF_LOG;

@@ -1,3 +1,4 @@
+import { Params } from '../db/params.js';
 import type { Sql } from '../db/queryable.js';
 import type { GlobalCheckpoint } from './readAll.js';
 import { utcMicros } from './eventRow.js';
@@ -74,31 +75,54 @@ export async function saveCheckpoint(sql: Sql, tables: StoreTables, subscriber: 
   );
 }
 
+/** A checkpoint move: from exactly `from` to `to`, counting `applied` more events. */
+export interface CheckpointMove {
+  subscriber: string;
+  from: GlobalCheckpoint;
+  to: GlobalCheckpoint;
+  applied: number;
+}
+
 /**
- * Compare and set: moves a subscriber from exactly `from` to `to` (clearing a recorded
- * failure), or does nothing and returns false when its checkpoint is elsewhere (a rebuild
- * swapped in its own). A subscriber with no checkpoint is at the start of the log. One
- * statement, so that a batch's checkpoint costs one round trip; run it in the
- * transaction of the work it covers.
+ * The compare and set of a checkpoint as common table expressions, its values added to
+ * `params`: `moved` moves the subscriber from exactly `from` (clearing a recorded
+ * failure), `created` makes its row when it had none and `from` is the start of the log,
+ * and `advanced` has a row when either did. Only where `condition` holds (the updater's
+ * one-statement commit puts its lease there).
  */
-export async function advanceCheckpoint(sql: Sql, tables: StoreTables, subscriber: string, from: GlobalCheckpoint, to: GlobalCheckpoint, applied: number): Promise<boolean> {
-  const [row] = await sql.query<{ moved: boolean }>(
-    `WITH moved AS (
+export function checkpointMoveCtes(tables: StoreTables, params: Params, move: CheckpointMove, condition = 'true'): string {
+  const subscriber = params.add(move.subscriber, 'text');
+  const from = `(${params.add(move.from.transactionId, 'xid8')}, ${params.add(String(move.from.globalPosition), 'bigint')})`;
+  const xid = params.add(move.to.transactionId, 'xid8');
+  const position = params.add(String(move.to.globalPosition), 'bigint');
+  const applied = params.add(String(move.applied), 'bigint');
+  return `moved AS (
        UPDATE ${tables.checkpoints} c
-       SET transaction_id = $4::xid8, global_position = $5::bigint, events_applied = c.events_applied + $6::bigint,
+       SET transaction_id = ${xid}, global_position = ${position}, events_applied = c.events_applied + ${applied},
            updated_at = now(), failed_at = NULL, failure = NULL
-       WHERE c.subscriber = $1::text AND (c.transaction_id, c.global_position) = ($2::xid8, $3::bigint)
+       WHERE c.subscriber = ${subscriber} AND (c.transaction_id, c.global_position) = ${from} AND ${condition}
        RETURNING 1
      ), created AS (
        INSERT INTO ${tables.checkpoints} (subscriber, transaction_id, global_position, events_applied, updated_at)
-       SELECT $1::text, $4::xid8, $5::bigint, $6::bigint, now()
-       WHERE ($2::xid8, $3::bigint) = ('0'::xid8, 0::bigint)
-         AND NOT EXISTS (SELECT 1 FROM ${tables.checkpoints} c WHERE c.subscriber = $1::text)
+       SELECT ${subscriber}, ${xid}, ${position}, ${applied}, now()
+       WHERE ${from} = ('0'::xid8, 0::bigint) AND ${condition}
+         AND NOT EXISTS (SELECT 1 FROM ${tables.checkpoints} c WHERE c.subscriber = ${subscriber})
        ON CONFLICT (subscriber) DO NOTHING
        RETURNING 1
-     )
-     SELECT EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM created) AS moved`,
-    [subscriber, from.transactionId, String(from.globalPosition), to.transactionId, String(to.globalPosition), String(applied)],
+     ), advanced AS (SELECT 1 FROM moved UNION ALL SELECT 1 FROM created)`;
+}
+
+/**
+ * Moves a subscriber from exactly `from` to `to` (see checkpointMoveCtes), or does nothing
+ * and returns false when its checkpoint is elsewhere (a rebuild swapped in its own). A
+ * subscriber with no checkpoint is at the start of the log. Run it in the transaction of
+ * the work it covers.
+ */
+export async function advanceCheckpoint(sql: Sql, tables: StoreTables, move: CheckpointMove): Promise<boolean> {
+  const params = new Params();
+  const [row] = await sql.query<{ moved: boolean }>(
+    `WITH ${checkpointMoveCtes(tables, params, move)} SELECT EXISTS (SELECT 1 FROM advanced) AS moved`,
+    params.values,
   );
   return Boolean(row?.moved);
 }

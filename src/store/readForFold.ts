@@ -1,7 +1,9 @@
 import type { AggregateType } from '../config/resolve.js';
 import type { AggregateRef } from '../db/canonicalKey.js';
 import { splitCopyRow } from '../db/copyText.js';
+import type { TableName } from '../db/identifiers.js';
 import type { Sql } from '../db/queryable.js';
+import { aggregateKey } from './aggregateOrder.js';
 import type { ProjectedEvent } from '../types.js';
 import { FOLD_COLUMN_COUNT, foldColumns, toProjectedEvent } from './eventRow.js';
 import type { GlobalCheckpoint } from './readAll.js';
@@ -67,7 +69,7 @@ export interface FoldPage {
   events: ProjectedEvent[];
   checkpoint: GlobalCheckpoint;
   scanned: number;
-  /** With `appliedIn`: the sequence that table reflects for each aggregate of the page's events (absent: none). */
+  /** With `appliedIn`: the sequence that table reflects for each aggregate of the page's events, by aggregateKey (absent: none). */
   applied?: Map<string, number>;
 }
 
@@ -83,13 +85,13 @@ export async function readPageForFold(
   after: GlobalCheckpoint,
   limit: number,
   aggregateTypes: readonly string[],
-  appliedIn?: { table: string; sequenceColumn: string },
+  appliedIn?: { table: TableName; sequenceColumn: string },
 ): Promise<FoldPage> {
   // Events of other types only move the checkpoint: their heavy columns are not produced.
   const wanted = 'e.aggregate_type = ANY($4::text[])';
   const applied = appliedIn
     ? `, CASE WHEN ${wanted} THEN (SELECT max(s.sequence) FROM (
-           SELECT r.${appliedIn.sequenceColumn} AS sequence FROM ${appliedIn.table} r WHERE r.aggregate_id = e.aggregate_id
+           SELECT r.${appliedIn.sequenceColumn} AS sequence FROM ${appliedIn.table.quoted} r WHERE r.aggregate_id = e.aggregate_id
            UNION ALL
            SELECT t.sequence FROM ${tables.tombstones} t WHERE t.table_oid = $5::regclass::oid AND t.aggregate_id = e.aggregate_id
          ) s)::text END`
@@ -101,7 +103,7 @@ export async function readPageForFold(
        AND (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)
      ORDER BY e.transaction_id, e.global_position
      LIMIT $3::int`,
-    [after.transactionId, String(after.globalPosition), limit, [...aggregateTypes], ...(appliedIn ? [appliedIn.table] : [])],
+    [after.transactionId, String(after.globalPosition), limit, [...aggregateTypes], ...(appliedIn ? [appliedIn.table.quoted] : [])],
   );
   // After the fold's columns: the transaction id, whether the row is of a wanted type, and the applied sequence.
   const isWanted = (row: ReadonlyArray<string | null>) => row[FOLD_COLUMN_COUNT + 1] === 'true';
@@ -115,7 +117,7 @@ export async function readPageForFold(
     page.applied = new Map();
     for (const row of rows) {
       const sequence = row[FOLD_COLUMN_COUNT + 2];
-      if (sequence !== null && sequence !== undefined) page.applied.set(row[3]!, Number(sequence));
+      if (sequence !== null && sequence !== undefined) page.applied.set(aggregateKey({ aggregateType: row[2]!, aggregateId: row[3]! }), Number(sequence));
     }
   }
   return page;

@@ -80,14 +80,17 @@ describe('the one-statement commit of a batch', () => {
     expect(await checkpoint()).toMatchObject({ position: before.position, eventsApplied: before.eventsApplied });
   });
 
-  test("a lease row locked by another transaction: the commit does not wait, writes nothing, and the batch is 'busy', not a lost lease", async () => {
+  test("a lease row locked by another transaction: the commit does not wait and writes nothing; the batch retries, and gives up as busy (not a lost lease) only if it stays locked", async () => {
     await hs.append(db.pool, { aggregateType: 'account', aggregateId: 3, events: [{ type: 'account.credited', payload: { amount: 10 } }] });
     const holder = new pg.Client(db.url);
     await holder.connect();
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    try {
+    const lockLease = async () => {
       await holder.query('BEGIN');
       await holder.query(`SELECT 1 FROM hindsight.leases WHERE name = $1 FOR UPDATE`, [model.subscriber]);
+    };
+    try {
+      await lockLease();
       const started = performance.now();
       expect(await commitOn(db.pool, batch((await checkpoint()).position))).toBe('not-held');
       expect(performance.now() - started).toBeLessThan(2_000); // no lock wait (the test's lock_timeout is far longer)
@@ -101,10 +104,13 @@ describe('the one-statement commit of a batch', () => {
         target: { table: model.table, subscriber: model.subscriber, mayCommit: async () => true, lease: { name: model.subscriber, owner: OWNER } },
       };
       const at = (await checkpoint()).position;
+      // locked throughout: about a second of retries, then busy, with nothing written
       await expect(processBatch(context, at)).rejects.toBeInstanceOf(LeaseBusy);
       expect(await rowOf(3)).toEqual({ b: 3, s: 1 });
-      await holder.query('ROLLBACK');
+      // locked for the first 300 ms only: a retry commits the same batch
+      const released = new Promise((resolve) => setTimeout(resolve, 300)).then(() => holder.query('ROLLBACK'));
       const done = await processBatch(context, at);
+      await released;
       expect(done.applied).toBe(1);
       expect(await rowOf(3)).toEqual({ b: 13, s: 2 });
     } finally {
