@@ -50,6 +50,7 @@ export type Command =
       retryFailed: boolean;
       leaseTtlMs: number | undefined;
       batchSize: number | undefined;
+      gatherMs: number | undefined;
     }
   | { name: 'replication'; action: 'setup' | 'status' | 'teardown'; lockTimeoutMs: number | undefined; maxLagBytes: number | undefined; maxLagSeconds: number | undefined; yes: boolean; force: boolean }
   | { name: 'backfill'; aggregateType: string | undefined; batchSize: number | undefined; slotWaitMs: number | undefined }
@@ -151,6 +152,7 @@ function describeCli(args: string[]): Argv {
         .option('retry-failed', { type: 'boolean', default: false, describe: 'clear a recorded failure and try again' })
         .option('lease-ttl', { type: 'string', describe: 'seconds before another process takes over a dead one (default 10)' })
         .option('batch-size', { type: 'string', describe: 'events read per batch (default 500)' })
+        .option('gather-ms', { type: 'string', describe: 'wait after a batch that was not full, so batches grow: lower for fresher read models, higher to spare a busy database (default 100)' })
         .conflicts('once', 'status'),
     )
     .command('rebuild [read-model]', 'rebuild a read model into a shadow table from the start of the log, then swap it in without downtime', (y) =>
@@ -329,6 +331,7 @@ function toCommand(argv: Record<string, unknown>): Command {
         retryFailed: Boolean(argv['retry-failed']),
         leaseTtlMs: text('lease-ttl') === undefined ? undefined : positiveNumber(required('lease-ttl'), '--lease-ttl') * 1000,
         batchSize: text('batch-size') === undefined ? undefined : wholeNumber(required('batch-size'), '--batch-size'),
+        gatherMs: text('gather-ms') === undefined ? undefined : wholeNumberOrZero(required('gather-ms'), '--gather-ms'),
       };
     case 'replication':
       return {

@@ -94,13 +94,16 @@ describe('parsing the command line (no database)', () => {
 });
 
 describe('project', () => {
-  test('--once, --status, read models, retry, lease ttl and batch size', async () => {
-    expect((await command(['project'])).command).toEqual({ name: 'project', once: false, status: false, readModels: [], retryFailed: false, leaseTtlMs: undefined, batchSize: undefined });
+  test('--once, --status, read models, retry, lease ttl, batch size and gathering pause', async () => {
+    expect((await command(['project'])).command).toEqual({ name: 'project', once: false, status: false, readModels: [], retryFailed: false, leaseTtlMs: undefined, batchSize: undefined, gatherMs: undefined });
     expect((await command(['project', '--status', '--read-model', 'a', '--read-model', 'b'])).command).toMatchObject({ status: true, readModels: ['a', 'b'] });
     expect((await command(['project', '--once', '--lease-ttl', '1.5', '--batch-size', '100', '--retry-failed'])).command).toMatchObject({ once: true, leaseTtlMs: 1500, batchSize: 100, retryFailed: true });
     expect(await usageError(['project', '--once', '--status'])).toMatch(/mutually exclusive/);
     expect(await usageError(['project', '--lease-ttl', '0'])).toMatch(/--lease-ttl must be a positive number/);
     expect(await usageError(['project', '--batch-size', '1.5'])).toMatch(/--batch-size must be a whole number/);
+    expect((await command(['project', '--gather-ms', '0'])).command).toMatchObject({ gatherMs: 0 });
+    expect((await command(['project', '--gather-ms', '20'])).command).toMatchObject({ gatherMs: 20 });
+    expect(await usageError(['project', '--gather-ms', '-5'])).toMatch(/--gather-ms must be a whole number/);
   });
 });
 

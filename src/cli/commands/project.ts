@@ -25,6 +25,7 @@ export async function runProject(ctx: CommandContext, command: Extract<Command, 
     retryFailed: command.retryFailed,
     leaseTtlMs: command.leaseTtlMs,
     batchSize: command.batchSize,
+    gatherMs: command.gatherMs,
     onLog: (line) => ctx.note(line),
   });
   let runs: ReadModelRun[];
