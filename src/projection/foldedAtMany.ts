@@ -10,13 +10,14 @@ import { foldFromStore } from './project.js';
 import { codecOf } from './snapshots.js';
 
 /**
- * foldedAt for many aggregates at once: their latest snapshots in one query, then the
- * events after them in one query per few thousand events, instead of two round trips per
- * aggregate. An updater pays this for each aggregate of a batch that its cache does not
- * hold (after a start, after a failed or stale batch, or once the cache is full), which at
- * a few hundred events a second was two thirds of its queries. An aggregate with a long
- * stretch (COPY_READ_FROM_EVENTS or more) goes alone through foldFromStore, which streams
- * it. Targets must name distinct aggregates.
+ * Many aggregates' states, each at a given sequence (which must exist): their latest
+ * usable snapshots in one query, then the events after them in one query per few thousand
+ * events, instead of two round trips per aggregate. An updater pays this for each
+ * aggregate of a batch that its cache does not hold (after a start, after a failed or
+ * stale batch, or once the cache is full), which at a few hundred events a second was two
+ * thirds of its queries; a resumed rebuild, for every aggregate it had written. An
+ * aggregate with a long stretch (COPY_READ_FROM_EVENTS or more) goes alone through
+ * foldFromStore, which streams it. Targets must name distinct aggregates.
  */
 
 export interface FoldTarget {

@@ -92,19 +92,6 @@ export async function project(
   return { found: true, aggregateId: head.aggregateId, ...folded, latestVersion: head.version, fromSnapshot: snapshot?.version ?? null };
 }
 
-/**
- * The folded state after `sequence` (which must exist), from the latest snapshot at or
- * before it: for the updater and rebuilds, which know the sequence they need and skip the
- * head lookup of `project`.
- */
-export async function foldedAt(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef, sequence: number): Promise<Folded> {
-  if (sequence === 0) return initialFold(aggregate);
-  const start = (await latestSnapshot(sql, tables, aggregate, ref, sequence)) ?? initialFold(aggregate);
-  const folded = await foldFromStore(sql, tables, aggregate, ref, start, sequence);
-  if (folded.version !== sequence) throw new Error(`internal: ${aggregate.type} has no events up to ${sequence}`);
-  return folded;
-}
-
 /** `start` folded on with the aggregate's stored events up to `upTo`, each folded as it is read. */
 export async function foldFromStore(sql: Sql, tables: StoreTables, aggregate: AggregateType, ref: AggregateRef, start: Folded, upTo: number): Promise<Folded> {
   const folded = { ...start };

@@ -10,7 +10,7 @@ import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { ConfigError, DatabaseError } from '../errors.js';
 import { byCanonicalId } from '../db/canonicalKey.js';
 import { foldInto, initialFold, type Folded } from '../projection/fold.js';
-import { foldedAt } from '../projection/project.js';
+import { foldedAtMany, type FoldTarget } from '../projection/foldedAtMany.js';
 import { deleteCheckpoint, loadCheckpoint, saveCheckpoint } from '../store/checkpoints.js';
 import { START_OF_LOG, type GlobalCheckpoint } from '../store/readAll.js';
 import { readAggregateForFold } from '../store/readForFold.js';
@@ -247,17 +247,26 @@ async function buildShadow(
         folded += 1;
       });
       if (last) position = { transactionId: last.transactionId, globalPosition: last.globalPosition };
-      // The aggregates that had to wait: fold them from their state (or snapshot) through the highest sequence seen.
+      // The aggregates that had to wait, folded through the highest sequence seen: one held in
+      // memory from its state, the rest (all of them when a rebuild resumes) from the store
+      // together, from their snapshots (see foldedAtMany), not two queries each.
+      const fromStore: FoldTarget[] = [];
       for (const [id, target] of waiting) {
         const known = states.get(id);
         const at = known?.version ?? applied.get(id) ?? 0;
         if (target <= at) continue;
-        const built = known ?? building(await foldedAt(sql, tables, aggregate, byCanonicalId(id), at));
-        const events = await readAggregateForFold(sql, tables, aggregate, byCanonicalId(id), at + 1, target);
-        for (const event of events) foldInto(aggregate, built, event);
+        folded += target - at;
+        if (!known) {
+          fromStore.push({ aggregateId: id, sequence: target });
+          continue;
+        }
+        for (const event of await readAggregateForFold(sql, tables, aggregate, byCanonicalId(id), at + 1, target)) foldInto(aggregate, known, event);
+        markDirty(id, known);
+      }
+      for (const [id, state] of await foldedAtMany(sql, tables, aggregate, fromStore)) {
+        const built = building(state);
         states.set(id, built);
         markDirty(id, built);
-        folded += events.length;
       }
       waiting.clear();
       pendingEvents += folded;
