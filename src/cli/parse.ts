@@ -1,5 +1,6 @@
 import yargs, { type Argv } from 'yargs';
 import { UsageError, isValidationError } from '../errors.js';
+import { STATUS_LIMITS } from '../replication/statusProblems.js';
 import { checkTimeZone, parseCliTime } from '../time.js';
 import type { ExpectedVersion } from '../types.js';
 
@@ -52,7 +53,16 @@ export type Command =
       batchSize: number | undefined;
       gatherMs: number | undefined;
     }
-  | { name: 'replication'; action: 'setup' | 'status' | 'teardown'; lockTimeoutMs: number | undefined; maxLagBytes: number | undefined; maxLagSeconds: number | undefined; yes: boolean; force: boolean }
+  | {
+      name: 'replication';
+      action: 'setup' | 'status' | 'teardown';
+      lockTimeoutMs: number | undefined;
+      maxLagBytes: number;
+      maxLagSeconds: number;
+      maxCheckpointAgeSeconds: number;
+      yes: boolean;
+      force: boolean;
+    }
   | { name: 'backfill'; aggregateType: string | undefined; batchSize: number | undefined; slotWaitMs: number | undefined }
   | { name: 'listen'; groupMs: number | undefined; heartbeatMs: number | undefined }
   | {
@@ -168,14 +178,22 @@ function describeCli(args: string[]): Argv {
     )
     .command('replication <action>', 'the publication and replica identity of listener types (setup), the slot\'s health (status), removal (teardown)', (y) =>
       y
-        .positional('action', { choices: ['setup', 'status', 'teardown'] as const, describe: 'setup: check and create; status: exit 1 when the slot is missing or lost, or lags too far; teardown: drop slot and publication' })
+        .positional('action', {
+          choices: ['setup', 'status', 'teardown'] as const,
+          describe: 'setup: check and create; status: exit 1 when the slot is missing or lost, no listener consumes it, or it lags too far; teardown: drop slot and publication',
+        })
         .option('lock-timeout', { type: 'string', describe: 'setup: seconds its DDL on live tables may wait for locks (default 5)' })
-        .option('max-lag-bytes', { type: 'string', describe: 'status: exit 1 when the slot lags more than this many bytes of WAL' })
-        .option('max-lag-seconds', { type: 'string', describe: 'status: exit 1 when a staged app event (capture "both") has waited longer than this' })
+        .option('max-lag-bytes', { type: 'string', describe: `status: exit 1 when the WAL written since the slot's confirmed position is more than this many bytes (default ${STATUS_LIMITS.maxLagBytes}, 1 GiB)` })
+        .option('max-lag-seconds', { type: 'string', describe: `status: exit 1 when a staged app event (capture "both") has waited longer than this (default ${STATUS_LIMITS.maxLagSeconds})` })
+        .option('max-checkpoint-age', {
+          type: 'string',
+          describe: `status: exit 1 when the listener last wrote its checkpoint longer ago than this many seconds (default ${STATUS_LIMITS.maxCheckpointAgeSeconds}; a running listener writes it at least at every heartbeat)`,
+        })
         .option('yes', { type: 'boolean', default: false, describe: 'teardown: confirm' })
         .option('force', { type: 'boolean', default: false, describe: 'teardown: even while staged app events wait (they are lost)' })
         .example('$0 replication setup', '')
-        .example('$0 replication status --max-lag-bytes 104857600 || alert', ''),
+        .example('$0 replication status || alert', 'exit 1 on a missing or lost slot, no listener, over 1 GiB of lag or a checkpoint older than 5 minutes')
+        .example('$0 replication status --max-lag-bytes 104857600 --max-checkpoint-age 60', 'tighter limits'),
     )
     .command('backfill [type]', 'create the slot with an exported snapshot and give every existing row of the listener types its opening event', (y) =>
       y
@@ -338,8 +356,10 @@ function toCommand(argv: Record<string, unknown>): Command {
         name,
         action: argv.action as 'setup' | 'status' | 'teardown',
         lockTimeoutMs: text('lock-timeout') === undefined ? undefined : positiveNumber(required('lock-timeout'), '--lock-timeout') * 1000,
-        maxLagBytes: text('max-lag-bytes') === undefined ? undefined : wholeNumber(required('max-lag-bytes'), '--max-lag-bytes'),
-        maxLagSeconds: text('max-lag-seconds') === undefined ? undefined : positiveNumber(required('max-lag-seconds'), '--max-lag-seconds'),
+        maxLagBytes: text('max-lag-bytes') === undefined ? STATUS_LIMITS.maxLagBytes : wholeNumber(required('max-lag-bytes'), '--max-lag-bytes'),
+        maxLagSeconds: text('max-lag-seconds') === undefined ? STATUS_LIMITS.maxLagSeconds : positiveNumber(required('max-lag-seconds'), '--max-lag-seconds'),
+        maxCheckpointAgeSeconds:
+          text('max-checkpoint-age') === undefined ? STATUS_LIMITS.maxCheckpointAgeSeconds : positiveNumber(required('max-checkpoint-age'), '--max-checkpoint-age'),
         yes: Boolean(argv.yes),
         force: Boolean(argv.force),
       };

@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { resolveConfig, type ResolvedConfig } from './resolve.js';
 
@@ -36,12 +39,32 @@ async function readConfigFile(file: string): Promise<unknown> {
   }
   try {
     const { createJiti } = await import('jiti');
-    const jiti = createJiti(import.meta.url, { moduleCache: false });
+    const jiti = createJiti(import.meta.url, { moduleCache: false, alias: configAliases(file) });
     const loaded = await jiti.import<unknown>(file, { default: true });
     return typeof loaded === 'function' ? await (loaded as () => unknown)() : loaded;
   } catch (cause) {
     throw new ConfigError(`cannot load ${file}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/**
+ * A config may live anywhere, not only inside a project that installed hindsight, and
+ * still import 'hindsight' (and 'zod' for its event schemas):
+ * - 'hindsight' always means the hindsight that is loading it, whether it runs through npx,
+ *   a global install or a checkout, so its types and brands are the ones this copy checks;
+ * - 'zod' is the config's own where its folder can resolve one, else the one hindsight uses.
+ */
+function configAliases(file: string): Record<string, string> {
+  const built = fileURLToPath(new URL('../index.js', import.meta.url));
+  const aliases: Record<string, string> = {
+    hindsight: existsSync(built) ? built : fileURLToPath(new URL('../index.ts', import.meta.url)),
+  };
+  try {
+    createRequire(file).resolve('zod');
+  } catch {
+    aliases.zod = fileURLToPath(import.meta.resolve('zod'));
+  }
+  return aliases;
 }
 
 async function firstExisting(cwd: string): Promise<string | undefined> {

@@ -65,8 +65,8 @@ interface SourceTransaction {
   changes: Array<{ raw: Buffer; relation: Relation } | { truncate: true; relation: Relation } | { staged: Buffer; relation: Relation }>;
   /** Context messages (metadata JSON) and the index of the first change each applies to. */
   contexts: Array<{ from: number; metadata: string }>;
-  /** Holds a `hindsight.cut` marker: its commit is checkpointed even with no events. */
-  cut: boolean;
+  /** Holds a `hindsight.cut` marker or a heartbeat: its commit is checkpointed at once, even with no events. */
+  checkpointNow: boolean;
 }
 
 /** Events per append statement. */
@@ -164,7 +164,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
         if (failure) return;
         switch (message.tag) {
           case 'begin':
-            open = { xid: message.xid, commitLsn: message.finalLsn, endLsn: 0n, commitTime: message.commitTime, changes: [], contexts: [], cut: false };
+            open = { xid: message.xid, commitLsn: message.finalLsn, endLsn: 0n, commitTime: message.commitTime, changes: [], contexts: [], checkpointNow: false };
             return;
           case 'relation':
             relations.set(message.relation.oid, message.relation);
@@ -191,7 +191,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             const done = { ...open, commitLsn: message.commitLsn, endLsn: message.endLsn };
             open = undefined;
             if (done.commitLsn <= checkpoint) return; // already appended before a restart
-            if (done.changes.length === 0 && !done.cut) {
+            if (done.changes.length === 0 && !done.checkpointNow) {
               // Nothing to append; the position is acknowledged once nothing is pending.
               const at = formatLsn(done.commitLsn); // captured now: later commits may be pending when the task runs
               if (settled(1)) await enqueue(async () => void (settled(1) && (await acknowledge(at))));
@@ -199,18 +199,21 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
             }
             group.push(done);
             groupChanges += done.changes.length;
-            // A cut marker is waited on (a verifier's lag cut): checkpoint it at once.
-            if (groupChanges >= maxGroupChanges || done.cut) await enqueue(writeGroup);
+            // A marker (a verifier's lag cut, a heartbeat) is checkpointed at once.
+            if (groupChanges >= maxGroupChanges || done.checkpointNow) await enqueue(writeGroup);
             else groupTimer ??= setTimeout(() => void enqueue(writeGroup), maxGroupMs);
             return;
           }
           case 'message':
             if (open && message.transactional && message.prefix === CONTEXT_PREFIX) {
               open.contexts.push({ from: open.changes.length, metadata: contextMetadata(message.content) });
-            } else if (open && message.transactional && message.prefix === CUT_PREFIX) {
-              open.cut = true;
+            } else if (open && message.transactional && (message.prefix === CUT_PREFIX || message.prefix === HEARTBEAT_PREFIX)) {
+              // A cut is waited on by a verifier. A heartbeat is checkpointed too, so the
+              // checkpoint's age says how long ago the listener last proved it streams
+              // (replication status alarms past --max-checkpoint-age), busy or idle.
+              open.checkpointNow = true;
             }
-            return; // heartbeats: the commit carries the position
+            return;
           default:
             return; // origin and type messages carry nothing hindsight uses
         }

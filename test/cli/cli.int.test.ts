@@ -36,6 +36,26 @@ describe('the hindsight bin', () => {
     expect(result.stderr).toContain('no database configured');
   });
 
+  test('regression: a config outside the project imports "hindsight" and "zod" and the built bin uses it', async () => {
+    const folder = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-bin-outside-'));
+    try {
+      const file = path.join(folder, 'hindsight.config.ts');
+      await fs.writeFile(
+        file,
+        `import { z } from 'zod';
+         import { defineConfig, defineEvent } from 'hindsight';
+         const Credited = defineEvent('account.credited', z.object({ amount: z.number() }));
+         export default defineConfig({ schema: 'outside_config', aggregates: [{ type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' }, events: [Credited] }] });`,
+      );
+      const result = await runBin(['migrate', '--config', file, '--database-url', url], { cwd: folder });
+      expect(result.stderr).not.toMatch(/Cannot find module/);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('schema "outside_config"');
+    } finally {
+      await fs.rm(folder, { recursive: true, force: true });
+    }
+  });
+
   test('a usage error exits 2 and points at --help', async () => {
     const result = await runBin(['state', 'account'], { cwd });
     expect(result.code).toBe(2);

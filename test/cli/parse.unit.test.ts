@@ -137,16 +137,20 @@ describe('replication, backfill and listen', () => {
       name: 'replication',
       action: 'setup',
       lockTimeoutMs: 2000,
-      maxLagBytes: undefined,
-      maxLagSeconds: undefined,
+      maxLagBytes: 1024 ** 3,
+      maxLagSeconds: 300,
+      maxCheckpointAgeSeconds: 300,
       yes: false,
       force: false,
     });
-    expect((await command(['replication', 'status', '--max-lag-bytes', '1048576', '--max-lag-seconds', '30'])).command).toMatchObject({
+    expect((await command(['replication', 'status', '--max-lag-bytes', '1048576', '--max-lag-seconds', '30', '--max-checkpoint-age', '60'])).command).toMatchObject({
       action: 'status',
       maxLagBytes: 1048576,
       maxLagSeconds: 30,
+      maxCheckpointAgeSeconds: 60,
     });
+    // regression: without options status had no limits at all, so any lag exited 0
+    expect((await command(['replication', 'status'])).command).toMatchObject({ maxLagBytes: 1024 ** 3, maxLagSeconds: 300, maxCheckpointAgeSeconds: 300 });
     expect((await command(['replication', 'teardown', '--yes'])).command).toMatchObject({ action: 'teardown', yes: true });
     expect(await usageError(['replication', 'start'])).toMatch(/Invalid values|Choices/);
     expect(await usageError(['replication', 'status', '--max-lag-bytes', '1e6'])).toMatch(/--max-lag-bytes must be a whole number/);

@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { describe, expect, test } from 'vitest';
@@ -157,6 +158,39 @@ describe('loading config files', () => {
     const config = await loadConfig(undefined, await dir());
     expect(config.aggregates.size).toBe(0);
     expect(config.source).toBeUndefined();
+  });
+
+  test('regression: a config outside any project cannot import the package (it imports "hindsight" and "zod" and loads)', async () => {
+    // os.tmpdir() has no node_modules above it: before the loader's aliases this failed
+    // with "Cannot find module 'hindsight'", as it did for npx and global installs.
+    const folder = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-outside-'));
+    try {
+      await fs.writeFile(
+        path.join(folder, 'hindsight.config.ts'),
+        `import { z } from 'zod';
+         import { defineConfig, defineEvent } from 'hindsight';
+         const Credited = defineEvent('account.credited', z.object({ amount: z.number() }));
+         export default defineConfig({ aggregates: [{ type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' }, events: [Credited] }] });`,
+      );
+      const config = await loadConfig(undefined, folder);
+      const credited = config.aggregates.get('account')!.events.get('account.credited')!;
+      expect(credited.schema.safeParse({ amount: 1 }).success).toBe(true);
+      expect(credited.schema.safeParse({ amount: 'one' }).success).toBe(false);
+    } finally {
+      await fs.rm(folder, { recursive: true, force: true });
+    }
+  });
+
+  test('a plain `export default { ... }` config needs no import at all', async () => {
+    const folder = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-plain-'));
+    try {
+      await fs.writeFile(path.join(folder, 'hindsight.config.ts'), `export default { schema: 'audit', aggregates: [${JSON.stringify(account)}] };`);
+      const config = await loadConfig(undefined, folder);
+      expect(config.schema).toBe('audit');
+      expect(config.aggregates.has('account')).toBe(true);
+    } finally {
+      await fs.rm(folder, { recursive: true, force: true });
+    }
   });
 
   test('the example config in config/ loads', async () => {

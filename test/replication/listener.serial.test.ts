@@ -1,12 +1,17 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';
 import { replicationStatus, setupReplication } from '../../src/replication/setup.js';
+import { statusProblems } from '../../src/replication/statusProblems.js';
 import { migrate } from '../../src/store/migrate.js';
 import { toSql } from '../../src/db/queryable.js';
 import { createHindsight } from '../../src/hindsight.js';
+import { main } from '../../src/cli/main.js';
 import { useTestDatabase } from '../helpers/database.js';
+import { scratchDir } from '../helpers/cli.js';
 import { teardownEventually } from '../helpers/replication.js';
 
 // Serial: replication slots are cluster-wide, and creating one waits for every running
@@ -210,6 +215,57 @@ describe('listener', () => {
     } finally {
       await listener.stop();
     }
+  });
+
+  test('regression: replication status said "fine" when nothing listened: a heartbeat keeps a running listener\'s checkpoint fresh, a stopped one with WAL waiting is a problem, and so is an old checkpoint', async () => {
+    const written = async () => (await db.pool.query(`SELECT updated_at FROM hindsight.replication_state WHERE slot_name = $1`, [slot])).rows[0].updated_at as Date;
+    const listener = startListener();
+    try {
+      const before = await written();
+      // No captured change is written: only the listener's heartbeats (every 200 ms here) can move it.
+      await waitFor('a heartbeat to write the checkpoint', async () => ((await written()) > before ? true : undefined));
+      const live = await waitFor('the slot to be active', async () => {
+        const status = await replicationStatus(toSql(db.pool), config);
+        return status.active ? status : undefined;
+      });
+      expect(statusProblems(live)).toEqual([]);
+    } finally {
+      await listener.stop();
+    }
+    await db.pool.query(`CREATE TABLE IF NOT EXISTS churn (n int)`);
+    await db.pool.query(`INSERT INTO churn SELECT generate_series(1, 100)`);
+    const stopped = await waitFor('the slot to be released', async () => {
+      const status = await replicationStatus(toSql(db.pool), config);
+      return !status.active && (status.lagBytes ?? 0) > 0 ? status : undefined;
+    });
+    expect(statusProblems(stopped)).toEqual([expect.stringMatching(/^slot inactive, no listener connected, while \d+ bytes of WAL wait to be consumed: start hindsight listen$/)]);
+
+    await db.pool.query(`UPDATE hindsight.replication_state SET updated_at = now() - interval '10 minutes' WHERE slot_name = $1`, [slot]);
+    const old = await replicationStatus(toSql(db.pool), config);
+    expect(statusProblems(old)).toContainEqual(expect.stringMatching(/last wrote its checkpoint 60\d s ago, over the limit of 300 s \(--max-checkpoint-age\)/));
+    expect(statusProblems(old, { maxLagBytes: 2 ** 40, maxLagSeconds: 300, maxCheckpointAgeSeconds: 3600 })).not.toContainEqual(expect.stringMatching(/checkpoint/));
+    await db.pool.query(`UPDATE hindsight.replication_state SET updated_at = now() WHERE slot_name = $1`, [slot]);
+  });
+
+  test('regression: each `hindsight listen` start printed "listening on slot" twice', async () => {
+    const dir = await scratchDir('listen-once');
+    const file = path.join(dir, 'hindsight.config.json');
+    await fs.writeFile(file, JSON.stringify({ replication: config.replication, aggregates: [{ type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' }, capture: 'listener' }] }));
+    const stop = new AbortController();
+    let stderr = '';
+    const exited = main(['listen', '--config', file, '--database-url', db.url], {
+      stdout: () => undefined,
+      stderr: (text) => (stderr += text),
+      isTTY: false,
+      env: {},
+      cwd: dir,
+      signal: stop.signal,
+    });
+    await waitFor('the listener to start', async () => (/listening on slot/.test(stderr) ? true : undefined));
+    stop.abort();
+    expect(await exited).toBe(0);
+    expect(stderr.match(/listening on slot/g)).toHaveLength(1);
+    expect(stderr).toMatch(/stop with Ctrl-C or SIGTERM/);
   });
 
   test('TRUNCATE of a mapped table deletes every aggregate that is not already deleted, in one transaction', async () => {

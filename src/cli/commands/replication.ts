@@ -4,6 +4,7 @@ import { UsageError } from '../../errors.js';
 import { backfill, importAppType } from '../../replication/backfill.js';
 import { listen } from '../../replication/listener.js';
 import { listenerTypes, replicationStatus, setupReplication, teardownReplication, type ReplicationStatus } from '../../replication/setup.js';
+import { statusProblems } from '../../replication/statusProblems.js';
 import type { CommandContext } from '../context.js';
 import { plural } from '../format.js';
 import type { Command } from '../parse.js';
@@ -38,28 +39,15 @@ export async function runReplication(ctx: CommandContext, command: Extract<Comma
 function statusLines(s: ReplicationStatus): string[] {
   const mb = (bytes: number | null) => (bytes === null ? '?' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
   return [
-    `slot ${s.slot}: ${s.health === 'ok' ? (s.active ? 'present, a listener is connected' : 'present, no listener connected') : s.health}`,
+    `slot ${s.slot}: ${s.health === 'ok' ? (s.active ? 'present, a listener is connected' : 'present, slot inactive: no listener connected') : s.health}`,
     `  confirmed ${s.confirmedLsn ?? '-'}, listener checkpoint ${s.checkpointLsn ?? '-'}${s.checkpointAgeSeconds === null ? '' : ` (written ${s.checkpointAgeSeconds.toFixed(0)} s ago)`}`,
-    `  lag ${mb(s.lagBytes)}, WAL retained ${mb(s.retainedWalBytes)}, wal_status ${s.walStatus ?? '-'}`,
+    `  lag ${mb(s.lagBytes)}: WAL written since the position the listener confirmed (what it has yet to read)`,
+    `  WAL retained ${mb(s.retainedWalBytes)}: WAL the server keeps for this slot, from its restart_lsn; decoding restarts from there, so it trails the confirmed position and shrinks as the server moves it on`,
+    `  wal_status ${s.walStatus ?? '-'}`,
     `  baselines pending: ${s.pendingBaselines.length === 0 ? 'none' : s.pendingBaselines.join(', ')}`,
     `  staged app events waiting: ${s.staged.waiting}${s.staged.oldestSeconds === null ? '' : `, the oldest for ${s.staged.oldestSeconds.toFixed(1)} s`}`,
     `  mapped events that fell back to generic: ${s.mappingFallbacks.lastDay} in the last 24 hours, ${s.mappingFallbacks.total} in all`,
   ];
-}
-
-function statusProblems(s: ReplicationStatus, limits: { maxLagBytes: number | undefined; maxLagSeconds: number | undefined }): string[] {
-  const problems: string[] = [];
-  if (s.health !== 'ok') problems.push(`the slot is ${s.health}: re-backfill and verify required`);
-  if (s.mappingFallbacks.lastDay > 0) {
-    problems.push(`${s.mappingFallbacks.lastDay} row changes in the last 24 hours did not fit their mapped event and were recorded as generic events (metadata.mapping_error says why)`);
-  }
-  if (limits.maxLagSeconds !== undefined && s.staged.oldestSeconds !== null && s.staged.oldestSeconds > limits.maxLagSeconds) {
-    problems.push(`a staged app event has waited ${s.staged.oldestSeconds.toFixed(1)} s, over --max-lag-seconds ${limits.maxLagSeconds}: is the listener running?`);
-  }
-  if (limits.maxLagBytes !== undefined && s.lagBytes !== null && s.lagBytes > limits.maxLagBytes) {
-    problems.push(`lag ${s.lagBytes} bytes is over --max-lag-bytes ${limits.maxLagBytes}`);
-  }
-  return problems;
 }
 
 /** `backfill [<type>]`: the slot and every listener type's opening events. */
@@ -110,7 +98,7 @@ export async function runBackfill(ctx: CommandContext, command: Extract<Command,
 export async function runListen(ctx: CommandContext, command: Extract<Command, { name: 'listen' }>): Promise<number> {
   const config = await ctx.config();
   if (listenerTypes(config).length === 0) throw new UsageError('listen: no aggregate type has capture "listener"');
-  ctx.note(`listening on slot ${config.replication.slot}; stop with Ctrl-C or SIGTERM`);
+  ctx.note(`starting the listener (stop with Ctrl-C or SIGTERM)`);
   await listen(config, {
     connectionString: await ctx.databaseUrl(),
     signal: ctx.io.signal,
