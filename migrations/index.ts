@@ -3,6 +3,7 @@ import * as eventStore from './0001_event_store.js';
 import * as projections from './0002_projections.js';
 import * as replication from './0003_replication.js';
 import * as verification from './0004_verification.js';
+import * as schedules from './0005_schedules.js';
 
 export interface Migration {
   name: string;
@@ -19,4 +20,5 @@ export const migrations: ReadonlyArray<Migration> = [
   { name: '0002_projections', ...projections },
   { name: '0003_replication', ...replication },
   { name: '0004_verification', ...verification },
+  { name: '0005_schedules', ...schedules },
 ];

@@ -13,6 +13,7 @@ import { runSnapshot } from './commands/snapshot.js';
 import { runState } from './commands/state.js';
 import { runVerify } from './commands/verify.js';
 import { runCutover } from './commands/cutover.js';
+import { runRun } from './commands/run.js';
 import { createCommandContext, type CliIo, type CommandContext } from './context.js';
 import { parseCli, type Command } from './parse.js';
 
@@ -64,6 +65,8 @@ function run(ctx: CommandContext, command: Command): Promise<number> {
       return runVerify(ctx, command);
     case 'cutover':
       return runCutover(ctx, command);
+    case 'run':
+      return runRun(ctx, command);
     case 'demo':
       return runDemoCommand(ctx);
   }

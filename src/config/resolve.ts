@@ -10,6 +10,7 @@ import { redactUrl } from '../db/redactUrl.js';
 import { parseKeyType } from './keyTypes.js';
 import { configSchema } from './schema.js';
 import { resolveReadModel, type ReadModel } from '../readmodel/declaration.js';
+import { resolveChecks, type ScheduledCheck } from '../schedule/checks.js';
 
 /** One aggregate type's declaration, checked and with its SQL pieces prepared. */
 export interface AggregateType {
@@ -94,6 +95,8 @@ export interface ResolvedConfig {
   replication: { slot: string; publication: string };
   /** Every read model of every aggregate type, by name. */
   readModels: ReadonlyMap<string, ReadModel>;
+  /** The scheduled consistency checks `hindsight run` runs, per type and for all types. */
+  schedules: ReadonlyArray<ScheduledCheck>;
   /** The file the config came from, for messages. */
   source: string | undefined;
 }
@@ -234,6 +237,17 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     });
   });
 
+  const schedules = [...resolveChecks(config.verify.schedule, undefined), ...config.aggregates.flatMap((declared) => resolveChecks(declared.verify.schedule, declared.type))];
+  const seen = new Set<string>();
+  for (const check of schedules) {
+    if (seen.has(check.id)) throw new ConfigError(`invalid config${where}:\n  - verify.schedule: two schedules are both "${check.id}"; give one a name`);
+    seen.add(check.id);
+    const model = check.target.startsWith('read-model:') ? readModels.get(check.target.slice('read-model:'.length)) : undefined;
+    if (check.target !== 'projection' && (!model || (check.types && check.types[0] !== model.aggregateType))) {
+      throw new ConfigError(`invalid config${where}:\n  - verify.schedule "${check.id}": target "${check.target}" is not a read model of ${check.types?.[0] ?? 'the config'} (give projection or read-model:<name>)`);
+    }
+  }
+
   return {
     schema: config.schema,
     quotedSchema: quoteIdent(config.schema),
@@ -243,6 +257,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     aggregates,
     replication: config.replication,
     readModels,
+    schedules,
     source,
   };
 }

@@ -4,6 +4,7 @@ import { isEventDefinition, type EventDefinition } from '../events/defineEvent.j
 import { isProjectorDefinition, type ProjectorDefinition } from '../projection/defineProjector.js';
 import { parseKeyType } from './keyTypes.js';
 import { readModelSchema } from '../readmodel/declaration.js';
+import { scheduleSpec } from '../schedule/scheduleSpec.js';
 
 /**
  * The schema of `hindsight.config.ts` (or .js, .json). One declaration per aggregate
@@ -101,6 +102,8 @@ const verifySpec = z
     /** A legacy column every write path sets to the time of the write: it lets verify see writes no event recorded. */
     updatedAt: identifier.optional(),
     ignore: z.array(ignoreRule).default([]),
+    /** Scheduled runs of this type's check, run by `hindsight run` (see README, scheduled checks). */
+    schedule: z.array(scheduleSpec).default([]),
   })
   .strict();
 
@@ -167,7 +170,7 @@ const aggregate = z
     /** Tables kept up to date from this type's projected state (see README, read models). */
     readModels: z.array(readModelSchema).default([]),
     /** The dual-run verifier's settings (see README, verification). */
-    verify: verifySpec.default({ ignore: [] }),
+    verify: verifySpec.default({ ignore: [], schedule: [] }),
   })
   .strict();
 
@@ -187,6 +190,11 @@ export const configSchema = z
      */
     appRoles: z.array(identifier).default([]),
     aggregates: z.array(aggregate).default([]),
+    /** Checks of every type at once, run by `hindsight run`: `{ schedule: [...] }`. */
+    verify: z
+      .object({ schedule: z.array(scheduleSpec).default([]) })
+      .strict()
+      .default({ schedule: [] }),
     /** The logical-replication slot and publication of listener types (see README, capture what the app misses). */
     replication: z
       .object({

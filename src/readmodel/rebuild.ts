@@ -472,7 +472,7 @@ export function shadowTable(table: TableName): TableName {
   return { schema: table.schema, name, quoted: table.schema ? `${quoteIdent(table.schema)}.${quoteIdent(name)}` : quoteIdent(name) };
 }
 
-function rebuildSubscriber(model: ReadModel): string {
+export function rebuildSubscriber(model: ReadModel): string {
   return `rebuild:${model.name}`;
 }
 

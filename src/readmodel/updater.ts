@@ -48,7 +48,8 @@ export interface UpdaterOptions {
   onLog?: (line: string) => void;
 }
 
-export type WorkerState = 'standby' | 'active' | 'failed' | 'stopped';
+/** retrying: it holds (or held) the lease but lost its connection, and tries again with backoff. */
+export type WorkerState = 'standby' | 'active' | 'retrying' | 'failed' | 'stopped';
 
 export interface ReadModelRun {
   readModel: string;
@@ -65,6 +66,8 @@ export interface Updater {
   /** Drains every read model to the current end of the log, then returns. */
   runOnce(): Promise<ReadModelRun[]>;
   stop(): Promise<void>;
+  /** Each read model's state and counts right now (health checks, metrics). */
+  runs(): ReadModelRun[];
 }
 
 interface Worker {
@@ -220,6 +223,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
         }
         const outcome = await step(worker);
         backoff = 100;
+        if (worker.run.state === 'retrying') worker.run.state = worker.holding ? 'active' : 'standby';
         if (outcome === 'full') {
           idle = 0;
           continue;
@@ -244,6 +248,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
         log(`${worker.model.name}: ${describeDatabaseError(error, 'update').message}; retrying in ${backoff} ms`);
         worker.context.cache.clear();
         reconnected = true;
+        if (worker.run.state === 'active' || worker.run.state === 'standby') worker.run.state = 'retrying';
         await pause(backoff);
         backoff = Math.min(backoff * 2, 5000);
       }
@@ -289,7 +294,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
     for (const worker of workers) {
       if (worker.holding) await releaseLease(sql, tables, worker.model.subscriber, owner).catch(() => undefined);
       worker.holding = false;
-      if (worker.run.state === 'active') worker.run.state = 'stopped';
+      if (worker.run.state === 'active' || worker.run.state === 'retrying') worker.run.state = 'stopped';
     }
     await leaseClient?.end().catch(() => undefined);
     await pool.end().catch(() => undefined);
@@ -341,6 +346,7 @@ export function createUpdater(config: ResolvedConfig, options: UpdaterOptions): 
       stopping.abort();
       await running?.catch(() => undefined);
     },
+    runs: () => workers.map((w) => ({ ...w.run })),
   };
 }
 

@@ -53,7 +53,15 @@ export interface ListenerOptions {
   failpoint?: (point: 'buffering' | 'committed-unacknowledged') => void;
   /** After each group is committed and acknowledged (tests, metrics). */
   onCommitted?: (info: { checkpointLsn: string; transactions: number; events: number }) => void;
+  /** Each change of what the listener is doing (health checks, metrics). */
+  onState?: (state: ListenerState) => void;
 }
+
+/**
+ * streaming: connected to the slot; holding: waiting for a baseline backfill to commit;
+ * standby: another listener holds the slot; reconnecting: the connection was lost.
+ */
+export type ListenerState = 'starting' | 'holding' | 'streaming' | 'standby' | 'reconnecting' | 'stopped';
 
 /** One source transaction, as received. */
 interface SourceTransaction {
@@ -90,7 +98,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
     const byTable = await tableOids(sql, types);
     const staging = stagingPublication(config);
     const stagingOid = staging ? await stagingTableOid(sql, tables, staging) : undefined;
-    let checkpoint = await readyCheckpoint(sql, tables, slot, options.signal, log);
+    let checkpoint = await readyCheckpoint(sql, tables, slot, options.signal, log, () => options.onState?.('holding'));
     if (options.signal?.aborted) return;
     const relations = new Map<number, Relation>();
     let open: SourceTransaction | undefined;
@@ -257,6 +265,7 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
     if (options.signal?.aborted) onAbort(); // aborted while starting up
 
     log(`listening on slot ${slot} (publication ${publication}) from ${formatLsn(checkpoint)}`);
+    options.onState?.('streaming');
     try {
       await service.subscribe(new TextPgoutput(staging ? `${publication},${staging}` : publication, () => (arrived += 1)) as never, slot, '0/0');
     } catch (error) {
@@ -313,7 +322,7 @@ class TextPgoutput {
  * The checkpoint to resume from, once the slot exists and no baseline of it is pending
  * (until then the stream is held, never consumed: see backfill.ts).
  */
-async function readyCheckpoint(sql: Sql, tables: StoreTables, slot: string, signal: AbortSignal | undefined, log: (line: string) => void): Promise<bigint> {
+async function readyCheckpoint(sql: Sql, tables: StoreTables, slot: string, signal: AbortSignal | undefined, log: (line: string) => void, onHold: () => void): Promise<bigint> {
   let said = false;
   for (;;) {
     // One query: this slot's checkpoint (none before its first backfill commits) and its pending baselines.
@@ -326,7 +335,10 @@ async function readyCheckpoint(sql: Sql, tables: StoreTables, slot: string, sign
       if (state!.checkpoint_lsn !== null) return parseLsn(state!.checkpoint_lsn);
       throw new DatabaseError(`the slot ${slot} has not been created by a backfill yet: run "hindsight replication setup", then "hindsight backfill"`);
     }
-    if (!said) log('a baseline backfill is in progress: holding the stream until it commits');
+    if (!said) {
+      log('a baseline backfill is in progress: holding the stream until it commits');
+      onHold();
+    }
     said = true;
     if (signal?.aborted) return 0n;
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -601,36 +613,46 @@ export async function listen(config: ResolvedConfig, options: ListenerOptions & 
   const log = options.onLog ?? (() => undefined);
   let delay = 250;
   let standby = false;
-  for (;;) {
-    if (options.signal?.aborted) return;
-    try {
-      await runListener(config, {
-        ...options,
-        onCommitted: (info) => {
-          delay = 250;
-          options.onCommitted?.(info);
-        },
-      });
-      if (standby) standby = false;
-    } catch (error) {
+  options.onState?.('starting');
+  try {
+    await supervise();
+  } finally {
+    options.onState?.('stopped');
+  }
+
+  async function supervise(): Promise<void> {
+    for (;;) {
       if (options.signal?.aborted) return;
-      const kind = retryable(error);
-      if (!kind) throw error;
-      if (kind === 'standby' && !standby) log(`the slot ${config.replication.slot} is in use by another listener: waiting as a standby`);
-      if (kind === 'reconnect') log(`lost the connection (${error instanceof Error ? error.message : String(error)}); reconnecting in ${delay} ms`);
-      standby = kind === 'standby';
+      try {
+        await runListener(config, {
+          ...options,
+          onCommitted: (info) => {
+            delay = 250;
+            options.onCommitted?.(info);
+          },
+        });
+        if (standby) standby = false;
+      } catch (error) {
+        if (options.signal?.aborted) return;
+        const kind = retryable(error);
+        if (!kind) throw error;
+        if (kind === 'standby' && !standby) log(`the slot ${config.replication.slot} is in use by another listener: waiting as a standby`);
+        if (kind === 'reconnect') log(`lost the connection (${error instanceof Error ? error.message : String(error)}); reconnecting in ${delay} ms`);
+        standby = kind === 'standby';
+        options.onState?.(standby ? 'standby' : 'reconnecting');
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          options.signal?.removeEventListener('abort', wake);
+          resolve();
+        }, delay);
+        options.signal?.addEventListener('abort', wake, { once: true });
+      });
+      delay = Math.min(delay * 2, options.maxBackoffMs ?? 5000);
     }
-    await new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        options.signal?.removeEventListener('abort', wake);
-        resolve();
-      }, delay);
-      options.signal?.addEventListener('abort', wake, { once: true });
-    });
-    delay = Math.min(delay * 2, options.maxBackoffMs ?? 5000);
   }
 }

@@ -15,6 +15,8 @@ export interface StoreTables {
   verifyMismatches: string;
   cutover: string;
   cutoverLog: string;
+  scheduleState: string;
+  scheduleLog: string;
 }
 
 export function storeTables(quotedSchema: string): StoreTables {
@@ -34,6 +36,8 @@ export function storeTables(quotedSchema: string): StoreTables {
     verifyMismatches: `${quotedSchema}.verify_mismatches`,
     cutover: `${quotedSchema}.cutover`,
     cutoverLog: `${quotedSchema}.cutover_log`,
+    scheduleState: `${quotedSchema}.schedule_state`,
+    scheduleLog: `${quotedSchema}.schedule_log`,
   };
 }
 

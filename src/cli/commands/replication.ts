@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { toSql } from '../../db/queryable.js';
 import { UsageError } from '../../errors.js';
 import { backfill, importAppType } from '../../replication/backfill.js';
@@ -6,6 +5,7 @@ import { listen } from '../../replication/listener.js';
 import { listenerTypes, replicationStatus, setupReplication, teardownReplication, type ReplicationStatus } from '../../replication/setup.js';
 import { statusProblems } from '../../replication/statusProblems.js';
 import type { CommandContext } from '../context.js';
+import { listenerFailpoint } from '../failpoint.js';
 import { plural } from '../format.js';
 import type { Command } from '../parse.js';
 
@@ -105,29 +105,8 @@ export async function runListen(ctx: CommandContext, command: Extract<Command, {
     maxGroupMs: command.groupMs,
     heartbeatMs: command.heartbeatMs,
     onLog: (line) => ctx.note(line),
-    failpoint: failpointFrom(ctx.io.env.HINDSIGHT_LISTENER_FAILPOINT, (point) => {
-      // Written synchronously: a pipe write still queued would die with the process.
-      fs.writeSync(2, `failpoint ${point}: killing this process\n`);
-      process.kill(process.pid, 'SIGKILL');
-    }),
+    failpoint: listenerFailpoint(ctx.io.env),
   });
   ctx.print('stopped', { stopped: true });
   return 0;
-}
-
-/**
- * Crash testing: HINDSIGHT_LISTENER_FAILPOINT=<point>:<probability> kills the listener
- * with SIGKILL at that point with that probability (points: buffering,
- * committed-unacknowledged). Unset in normal use.
- */
-function failpointFrom(setting: string | undefined, kill: (point: string) => void): ((point: string) => void) | undefined {
-  if (!setting) return undefined;
-  const [point, chance] = setting.split(':');
-  const probability = Number(chance ?? '1');
-  if (!['buffering', 'committed-unacknowledged'].includes(point!) || !(probability >= 0 && probability <= 1)) {
-    throw new UsageError(`HINDSIGHT_LISTENER_FAILPOINT must be buffering:<0-1> or committed-unacknowledged:<0-1>, got ${JSON.stringify(setting)}`);
-  }
-  return (at) => {
-    if (at === point && Math.random() < probability) kill(at);
-  };
 }

@@ -1,0 +1,43 @@
+import { UsageError } from '../../errors.js';
+import { startService, type ServiceLogEntry } from '../../service/runService.js';
+import type { CommandContext } from '../context.js';
+import type { Command } from '../parse.js';
+import { listenerFailpoint } from '../failpoint.js';
+import { createServiceLogger } from '../serviceLogger.js';
+
+type RunCommand = Extract<Command, { name: 'run' }>;
+
+/**
+ * `run`: the service until SIGTERM/SIGINT, then a bounded shutdown (exit 0, or 2 when it
+ * overran --shutdown-timeout). Logs are JSON lines on stderr (readable on a terminal).
+ */
+export async function runRun(ctx: CommandContext, command: RunCommand): Promise<number> {
+  const config = await ctx.config();
+  const token = command.token ?? ctx.io.env.HINDSIGHT_HTTP_TOKEN;
+  if (token !== undefined && token.length < 16) throw new UsageError('run: --token must be at least 16 characters (a random one: openssl rand -hex 24)');
+  const logger = createServiceLogger(ctx, command.logLevel);
+  const service = await startService(config, {
+    connectionString: await ctx.databaseUrl(),
+    only: command.only,
+    http: command.http === undefined ? undefined : { listen: command.http, token },
+    shutdownTimeoutMs: command.shutdownTimeoutMs,
+    listener: { heartbeatMs: command.heartbeatMs, failpoint: listenerFailpoint(ctx.io.env) },
+    updater: { leaseTtlMs: command.leaseTtlMs },
+    onLog: (entry: ServiceLogEntry) => logger.write(entry),
+  });
+  if (service.url) ctx.note(`hindsight run: ${service.components.join(', ')}; metrics on ${service.url}/metrics; stop with Ctrl-C or SIGTERM`);
+  const signal = ctx.io.signal;
+  const stopped = new Promise<void>((resolve) => (signal?.aborted ? resolve() : signal?.addEventListener('abort', () => resolve(), { once: true })));
+  const outcome = await Promise.race([stopped.then(() => 'signal' as const), service.done.then(() => 'done' as const, (error: unknown) => ({ error }))]);
+  if (outcome !== 'signal' && outcome !== 'done') {
+    await service.stop().catch(() => undefined);
+    throw outcome.error;
+  }
+  logger.write({ level: 'info', component: 'service', message: 'stopping: finishing the work in hand and releasing leases' });
+  await service.stop();
+  await service.done.catch((error: unknown) => {
+    throw error;
+  });
+  logger.write({ level: 'info', component: 'service', message: 'stopped' });
+  return 0;
+}
