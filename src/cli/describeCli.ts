@@ -9,7 +9,7 @@ const VERSION = '0.1.0';
 
 const EPILOGUE = [
   "Database: --database-url, else --embedded, else DATABASE_URL, else the config's databaseUrl, else the config's \"embedded: true\". With none of them, commands that need a database exit 2 with \"no database configured\".",
-  'Exit codes: 0 success; 1 a check found problems, an append lost a race, or there was nothing to show; 2 usage, config or connection error.',
+  'Exit codes: 0 success; 1 a check found problems, an append lost a race, or there was nothing to show; 2 usage, config or connection error, or a verify that could not check everything (incomplete).',
 ].join('\n\n');
 
 export function describeCli(args: string[]): Argv {
@@ -107,7 +107,7 @@ export function describeCli(args: string[]): Argv {
     )
     .command('backfill [type]', 'create the slot with an exported snapshot and give every existing row of the listener types its opening event', (y) =>
       y
-        .positional('type', { type: 'string', describe: 'a listener type (they share one slot, so all are backfilled together)' })
+        .positional('type', { type: 'string', describe: 'an app type (a plain snapshot import), or the only listener type (they share one slot, so all are backfilled together)' })
         .option('batch-size', { type: 'string', describe: 'rows per page and write transaction (default 1000)' })
         .option('slot-wait', { type: 'string', describe: 'seconds to wait for running write transactions before creating the slot (default 30)' }),
     )
