@@ -20,7 +20,7 @@ export function describeCli(args: string[]): Argv {
     .strict()
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .option('config', { type: 'string', describe: 'config file (default ./hindsight.config.ts, .js or .json)', global: true })
+    .option('config', { type: 'string', describe: 'config file (default: the first of hindsight.config.ts, .mts, .js, .mjs, .json in the current folder)', global: true })
     .option('database-url', { type: 'string', describe: 'PostgreSQL URL (default DATABASE_URL)', global: true })
     .option('embedded', { type: 'boolean', default: false, describe: 'use the embedded PostgreSQL kept in ./.hindsight/', global: true })
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout', global: true })

@@ -48,7 +48,7 @@ export interface BackfillResult {
 export async function backfill(config: ResolvedConfig, options: BackfillOptions): Promise<BackfillResult> {
   const tables = storeTables(config.quotedSchema);
   const types = listenerTypes(config);
-  if (types.length === 0) throw new UsageError('no aggregate type has capture "listener": there is nothing to backfill');
+  if (types.length === 0) throw new UsageError('no aggregate type has capture "listener" or "both": there is nothing to backfill');
   const slot = config.replication.slot;
   const writer = new pg.Pool({ connectionString: options.connectionString, max: 2 });
   writer.on('error', () => undefined);

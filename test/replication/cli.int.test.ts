@@ -89,7 +89,7 @@ describe('replication commands refuse clearly and write nothing', () => {
     const appOnly = await writeConfig('app-only', { aggregates: [{ type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' } }] });
     const nothing = await runCli(['listen', '--config', appOnly, '--database-url', db.url]);
     expect(nothing.code).toBe(2);
-    expect(nothing.stderr).toMatch(/no aggregate type has capture "listener"/);
+    expect(nothing.stderr).toMatch(/no aggregate type has capture "listener" or "both"/);
 
     const early = await runCli(['listen', '--config', config, '--database-url', db.url]);
     expect(early.code).toBe(2);

@@ -97,7 +97,7 @@ export async function runBackfill(ctx: CommandContext, command: Extract<Command,
 /** `listen`: until SIGTERM/SIGINT. */
 export async function runListen(ctx: CommandContext, command: Extract<Command, { name: 'listen' }>): Promise<number> {
   const config = await ctx.config();
-  if (listenerTypes(config).length === 0) throw new UsageError('listen: no aggregate type has capture "listener"');
+  if (listenerTypes(config).length === 0) throw new UsageError('listen: no aggregate type has capture "listener" or "both"');
   ctx.note(`starting the listener (stop with Ctrl-C or SIGTERM)`);
   await listen(config, {
     connectionString: await ctx.databaseUrl(),
