@@ -57,3 +57,57 @@ export async function writeTestConfig(dir: string, factory: 'testConfig' | 'read
   await fs.writeFile(file, `import { ${factory} } from ${JSON.stringify(fixtures)};\nexport default ${factory}();\n`);
   return file;
 }
+
+export interface RunningBin {
+  child: import('node:child_process').ChildProcess;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Resolves with the first match of `pattern` in stderr, waiting up to `timeoutMs`. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code (or the signal's name). */
+  exited: Promise<number | string>;
+}
+
+/** Starts the real `hindsight` bin as a long-running child process (`run`, `listen`, `console`). */
+export function startBin(args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): RunningBin {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { PATH: process.env.PATH, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const waiters = new Set<() => void>();
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+    for (const wake of waiters) wake();
+  });
+  child.stdout!.resume();
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    child,
+    stderr: () => stderr,
+    exited,
+    waitForOutput(pattern, timeoutMs = 60_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = stderr.match(pattern);
+          if (!match) return;
+          cleanup();
+          resolve(match);
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${pattern} in the output:\n${stderr}`));
+        }, timeoutMs);
+        const gone = () => {
+          cleanup();
+          reject(new Error(`the process exited before printing ${pattern}:\n${stderr}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          child.off('exit', gone);
+        };
+        waiters.add(check);
+        child.once('exit', gone);
+        check();
+      });
+    },
+  };
+}
