@@ -4,7 +4,7 @@ import type { ReadModel } from '../readmodel/declaration.js';
 import type { Sql } from '../db/queryable.js';
 import { utcMicros } from '../store/eventRow.js';
 import type { StoreTables } from '../store/tables.js';
-import type { Mismatch, Outcome, RunMode, TypeCounts, TypeReport } from './report.js';
+import type { FieldDifference, Mismatch, MismatchClass, MismatchKind, Outcome, RunMode, TypeCounts, TypeReport } from './report.js';
 
 /**
  * The run history: one row per type and run, with every mismatch, written after the type's
@@ -82,29 +82,18 @@ export interface StoredRun {
   finishedAt: string;
   outcome: Outcome;
   reason: string | null;
-  counts: TypeCounts & { fields?: Record<string, number> };
+  /** The type's counts, and (stored with them) mismatches per field and per class, and the run's warnings. */
+  counts: TypeCounts & { fields?: Record<string, number>; classes?: Partial<Record<MismatchClass, number>>; warnings?: string[] };
   cut: TypeReport['cut'];
   projectorVersion: string;
   configHash: string;
 }
 
-/** Recent runs, newest first: of some types and targets, or all. */
-export async function recentRuns(
-  sql: Sql,
-  tables: StoreTables,
-  filter: { types?: readonly string[]; target?: string; modes?: readonly RunMode[]; limit?: number } = {},
-): Promise<StoredRun[]> {
-  const rows = await sql.query<Record<string, string | null>>(
-    `SELECT id::text AS id, run_id::text AS run_id, aggregate_type, target, mode, ${utcMicros('started_at')} AS started_at, ${utcMicros('finished_at')} AS finished_at,
-            outcome, reason, counts::text AS counts, cut::text AS cut, projector_version, config_hash
-     FROM ${tables.verifyRuns}
-     WHERE ($1::text[] IS NULL OR aggregate_type = ANY ($1::text[])) AND ($2::text IS NULL OR target = $2::text)
-       AND ($4::text[] IS NULL OR mode = ANY ($4::text[]))
-     ORDER BY finished_at DESC, id DESC
-     LIMIT $3::int`,
-    [filter.types ? [...filter.types] : null, filter.target ?? null, filter.limit ?? 20, filter.modes ? [...filter.modes] : null],
-  );
-  return rows.map((r) => ({
+const RUN_COLUMNS = `id::text AS id, run_id::text AS run_id, aggregate_type, target, mode, ${utcMicros('started_at')} AS started_at, ${utcMicros('finished_at')} AS finished_at,
+            outcome, reason, counts::text AS counts, cut::text AS cut, projector_version, config_hash`;
+
+function toStoredRun(r: Record<string, string | null>): StoredRun {
+  return {
     id: Number(r.id),
     runId: r.run_id!,
     aggregateType: r.aggregate_type!,
@@ -118,7 +107,57 @@ export async function recentRuns(
     cut: JSON.parse(r.cut!) as TypeReport['cut'],
     projectorVersion: r.projector_version!,
     configHash: r.config_hash!,
-  }));
+  };
+}
+
+/** Recent runs, newest first: of some types and targets, or all. */
+export async function recentRuns(
+  sql: Sql,
+  tables: StoreTables,
+  filter: { types?: readonly string[]; target?: string; modes?: readonly RunMode[]; limit?: number } = {},
+): Promise<StoredRun[]> {
+  const rows = await sql.query<Record<string, string | null>>(
+    `SELECT ${RUN_COLUMNS}
+     FROM ${tables.verifyRuns}
+     WHERE ($1::text[] IS NULL OR aggregate_type = ANY ($1::text[])) AND ($2::text IS NULL OR target = $2::text)
+       AND ($4::text[] IS NULL OR mode = ANY ($4::text[]))
+     ORDER BY finished_at DESC, id DESC
+     LIMIT $3::int`,
+    [filter.types ? [...filter.types] : null, filter.target ?? null, filter.limit ?? 20, filter.modes ? [...filter.modes] : null],
+  );
+  return rows.map(toStoredRun);
+}
+
+/** One stored run of one type, by the id of its history row; undefined when there is none. */
+export async function storedRun(sql: Sql, tables: StoreTables, id: number): Promise<StoredRun | undefined> {
+  const [row] = await sql.query<Record<string, string | null>>(`SELECT ${RUN_COLUMNS} FROM ${tables.verifyRuns} WHERE id = $1::bigint`, [String(id)]);
+  return row ? toStoredRun(row) : undefined;
+}
+
+/** A page of a stored run's mismatches, in aggregate id order, and how many it has in all. */
+export async function storedMismatches(sql: Sql, tables: StoreTables, id: number, page: { limit: number; offset: number }): Promise<{ total: number; mismatches: Mismatch[] }> {
+  const rows = await sql.query<{ aggregate_id: string; class: string; kind: string; fields: string; explanation: string; total: string }>(
+    `SELECT aggregate_id, class, kind, fields::text AS fields, explanation::text AS explanation, count(*) OVER ()::text AS total
+     FROM ${tables.verifyMismatches} WHERE run_row = $1::bigint
+     ORDER BY aggregate_id LIMIT $2::int OFFSET $3::int`,
+    [String(id), page.limit, page.offset],
+  );
+  const [count] = rows.length > 0 ? [{ n: rows[0]!.total }] : await sql.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${tables.verifyMismatches} WHERE run_row = $1::bigint`, [String(id)]);
+  return {
+    total: Number(count!.n),
+    mismatches: rows.map((r) => {
+      const explanation = JSON.parse(r.explanation) as { sentences?: string[]; firstDivergence?: Mismatch['firstDivergence']; ignoredBy?: Mismatch['ignoredBy'] };
+      return {
+        aggregateId: r.aggregate_id,
+        class: r.class as MismatchClass,
+        kind: r.kind as MismatchKind,
+        fields: JSON.parse(r.fields) as FieldDifference[],
+        explanation: explanation.sentences ?? [],
+        ...(explanation.firstDivergence ? { firstDivergence: explanation.firstDivergence } : {}),
+        ...(explanation.ignoredBy ? { ignoredBy: explanation.ignoredBy } : {}),
+      };
+    }),
+  };
 }
 
 /**
