@@ -161,6 +161,13 @@ export function describeCli(args: string[]): Argv {
         .example('$0 run', 'everything the config declares, metrics on 127.0.0.1:9464')
         .example('$0 run --only listener,project --http 0.0.0.0:9464 --token "$TOKEN"', 'two parts, reachable from other hosts'),
     )
+    .command('console', 'the read-only web console (ledgers, states, events, verify runs, the gate, listener and updater status) until SIGTERM/SIGINT', (y) =>
+      y
+        .option('http', { type: 'string', default: '127.0.0.1:9464', describe: 'host:port to listen on; an address other than loopback needs --token' })
+        .option('token', { type: 'string', describe: 'a secret every request must bring (Authorization: Bearer, or a cookie set by opening a page once with ?token=); default HINDSIGHT_HTTP_TOKEN' })
+        .example('$0 console', 'then open http://127.0.0.1:9464/')
+        .example('HINDSIGHT_HTTP_TOKEN=$(openssl rand -hex 24) $0 console --http 0.0.0.0:9464', 'reachable from other machines, with a token'),
+    )
     .command('demo', 'the whole story end to end on a throwaway embedded PostgreSQL')
     .demandCommand(1, 'give a command; see hindsight --help')
     .epilogue(EPILOGUE)

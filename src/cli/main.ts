@@ -2,6 +2,7 @@ import { redactUrl } from '../db/redactUrl.js';
 import { isConcurrencyError, isGateClosedError, isHindsightError, isUsageError } from '../errors.js';
 import { runAppend } from './commands/append.js';
 import { runAudit } from './commands/audit.js';
+import { runConsole } from './commands/console.js';
 import { runDb } from './commands/db.js';
 import { runDemoCommand } from './commands/demo.js';
 import { runHistory } from './commands/history.js';
@@ -67,6 +68,8 @@ function run(ctx: CommandContext, command: Command): Promise<number> {
       return runCutover(ctx, command);
     case 'run':
       return runRun(ctx, command);
+    case 'console':
+      return runConsole(ctx, command);
     case 'demo':
       return runDemoCommand(ctx);
   }

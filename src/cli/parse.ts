@@ -1,4 +1,5 @@
 import { UsageError, isValidationError } from '../errors.js';
+import { parseListen } from '../http/server.js';
 import { STATUS_LIMITS } from '../replication/statusProblems.js';
 import { checkTimeZone, parseCliTime } from '../time.js';
 import type { ExpectedVersion } from '../types.js';
@@ -101,6 +102,7 @@ export type Command =
       leaseTtlMs: number | undefined;
       heartbeatMs: number | undefined;
     }
+  | { name: 'console'; http: string; token: string | undefined }
   | { name: 'demo' };
 
 export type ParsedCli =
@@ -265,6 +267,13 @@ function toCommand(argv: Record<string, unknown>): Command {
         show: wholeNumberOrZero(required('show'), '--show'),
         metricsFile: text('metrics-file'),
       };
+    case 'console': {
+      const http = required('http');
+      parseListen(http);
+      const token = text('token');
+      if (token !== undefined && token.trim() === '') throw new UsageError('--token must not be empty');
+      return { name, http, token };
+    }
     case 'run':
       return {
         name,

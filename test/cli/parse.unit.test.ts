@@ -168,4 +168,14 @@ describe('replication, backfill and listen', () => {
     expect(await usageError(['listen', '--heartbeat', 'often'])).toMatch(/--heartbeat must be a number of 0 or more/);
     expect(await usageError(['backfill', '--slot-wait', '0'])).toMatch(/--slot-wait must be a positive number/);
   });
+
+  test('console: loopback by default, --http host:port (IPv6 in brackets), --token', async () => {
+    expect((await command(['console'])).command).toEqual({ name: 'console', http: '127.0.0.1:9464', token: undefined });
+    expect((await command(['console', '--http', '[::1]:0', '--token', 's3cret'])).command).toEqual({ name: 'console', http: '[::1]:0', token: 's3cret' });
+    expect(await usageError(['console', '--http', '9464'])).toMatch(/--http must be host:port, e.g. 127\.0\.0\.1:9464/);
+    expect(await usageError(['console', '--http', 'localhost:70000'])).toMatch(/--http must be host:port/);
+    expect(await usageError(['console', '--token', ' '])).toMatch(/--token must not be empty/);
+    const help = await parseCli(['console', '--help']);
+    expect((help as { text: string }).text).toMatch(/--http[\s\S]*--token[\s\S]*HINDSIGHT_HTTP_TOKEN/);
+  });
 });

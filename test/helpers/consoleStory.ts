@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { z } from 'zod';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { defineEvent } from '../../src/events/defineEvent.js';
@@ -82,11 +83,11 @@ export async function prepareStory(db: TestDatabase): Promise<Hindsight> {
       await hs.withContext({ actor, reason }, () =>
         hs.transaction(db.pool, async (tx) => {
           if (kind === 'opened') {
-            await tx.db.query('INSERT INTO accounts (id, owner, balance_cents) VALUES ($1, $2, $3)', [id, owner, amount]);
+            await (tx.db as pg.ClientBase).query('INSERT INTO accounts (id, owner, balance_cents) VALUES ($1, $2, $3)', [id, owner, amount]);
             await tx.record('account', id, 'account.opened', { owner, balanceCents: amount }, { occurredAt });
           } else {
             const delta = kind === 'credited' ? amount : -amount;
-            await tx.db.query('UPDATE accounts SET balance_cents = balance_cents + $1, updated_at = now() WHERE id = $2', [delta, id]);
+            await (tx.db as pg.ClientBase).query('UPDATE accounts SET balance_cents = balance_cents + $1, updated_at = now() WHERE id = $2', [delta, id]);
             await tx.record('account', id, `account.${kind}`, { amountCents: amount }, { occurredAt });
           }
         }),
@@ -97,7 +98,7 @@ export async function prepareStory(db: TestDatabase): Promise<Hindsight> {
   await account(7, ACCOUNT_42.slice(0, 2), 'Sam Okafor');
   await hs.withContext({ actor: HOSTILE_ACTOR, reason: HOSTILE_REASON }, () =>
     hs.transaction(db.pool, async (tx) => {
-      await tx.db.query('INSERT INTO notes (id, body) VALUES ($1, $2)', [HOSTILE_ID, HOSTILE_TEXT]);
+      await (tx.db as pg.ClientBase).query('INSERT INTO notes (id, body) VALUES ($1, $2)', [HOSTILE_ID, HOSTILE_TEXT]);
       await tx.record('note', HOSTILE_ID, 'note.written', { text: HOSTILE_TEXT }, { occurredAt: '2026-02-04T09:00:00Z' });
     }),
   );
