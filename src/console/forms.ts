@@ -13,7 +13,9 @@ function field(name: string, label: string, value: string | undefined, placehold
   return html`<label>${label}<input name="${name}" value="${value ?? ''}" placeholder="${placeholder}"></label>`;
 }
 
-const TIME_HINT = '2026-02-03 or 2026-02-03T09:15';
+const TIME_HINT = 'e.g. 2026-02-03';
+
+const TIME_HELP = html`<p class="hint">Times: a date (midnight) or a date and time (2026-02-03T09:15) in the time zone, or ISO-8601 with an offset. Time zone: an IANA name such as Europe/Berlin; UTC when empty.</p>`;
 
 /** Find an aggregate and pick the range of its ledger. */
 export function ledgerForm(config: ResolvedConfig, values: { type?: string; id?: string; from?: string; to?: string; tz?: string }): SafeHtml {
@@ -24,6 +26,7 @@ ${field('from', 'from (inclusive)', values.from, TIME_HINT)}
 ${field('to', 'to (a date includes that day)', values.to, TIME_HINT)}
 ${field('tz', 'time zone', values.tz, 'UTC')}
 <button type="submit">show the ledger</button>
+${TIME_HELP}
 </form>`;
 }
 
@@ -36,5 +39,6 @@ ${field('asOf', 'as of', values.asOf, TIME_HINT)}
 ${field('atSequence', 'or at sequence', values.atSequence, 'e.g. 3')}
 ${field('tz', 'time zone', values.tz, 'UTC')}
 <button type="submit">show the state</button>
+${TIME_HELP}
 </form>`;
 }

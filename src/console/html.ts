@@ -88,6 +88,7 @@ export function layout(page: Page): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${page.title} · hindsight</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/console.css">
 </head>
 <body>

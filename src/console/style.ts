@@ -17,14 +17,16 @@ h2 { font-size: 18px; margin: 28px 0 8px; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
 a { color: var(--accent); }
 p { margin: 6px 0 10px; }
+.scroll { overflow-x: auto; }
 code, pre { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 pre { background: var(--zebra); border: 1px solid var(--line); border-radius: 4px; padding: 10px 12px; overflow-x: auto; margin: 6px 0 14px; }
 table { border-collapse: collapse; margin: 6px 0 16px; }
 th, td { border: 1px solid var(--line); padding: 5px 9px; text-align: left; vertical-align: top; }
-thead th { background: var(--head); font-weight: 600; white-space: nowrap; }
+thead th { background: var(--head); font-weight: 600; }
 tbody tr:nth-child(even) td { background: var(--zebra); }
 table.facts th { background: var(--head); font-weight: 600; white-space: nowrap; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+/* the counts of verification runs */
+table.runs td:nth-child(n+5):nth-child(-n+11), table.counts td:nth-child(-n+7) { text-align: right; font-variant-numeric: tabular-nums; }
 td .time, td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
 ul.changes { margin: 0; padding-left: 0; list-style: none; }
 ul.changes li { white-space: nowrap; }
@@ -39,7 +41,8 @@ ul.changes li { white-space: nowrap; }
 .notice { border-left: 4px solid var(--warn); background: var(--warn-bg); padding: 8px 12px; margin: 8px 0 14px; }
 form.query { display: flex; flex-wrap: wrap; gap: 10px 14px; align-items: flex-end; padding: 10px 12px; margin: 6px 0 16px; background: #f4f6f8; border: 1px solid var(--line); border-radius: 4px; }
 form.query label { display: flex; flex-direction: column; font-size: 13px; color: var(--muted); }
-form.query input, form.query select { font: inherit; padding: 4px 6px; border: 1px solid #b9c2cb; border-radius: 3px; min-width: 9em; color: var(--fg); background: #fff; }
+form.query input, form.query select { font: inherit; padding: 4px 6px; border: 1px solid #b9c2cb; border-radius: 3px; min-width: 10em; color: var(--fg); background: #fff; }
+form.query .hint { flex-basis: 100%; font-size: 13px; color: var(--muted); margin: 0; }
 form.query button { font: inherit; padding: 5px 14px; border: 1px solid var(--accent); border-radius: 3px; background: var(--accent); color: #fff; cursor: pointer; }
 .mismatch { border: 1px solid var(--line); border-radius: 4px; padding: 8px 14px 4px; margin: 10px 0 14px; }
 .mismatch h3 { margin-top: 4px; }

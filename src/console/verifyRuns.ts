@@ -28,12 +28,11 @@ export const verifyRunsPage: PageHandler = async (ctx, url) => {
   if (type !== undefined) knownType(ctx.config, type);
   const tz = timeZoneParam(url);
   const runs = await ctx.hs.verifyRuns(ctx.pool, { types: type === undefined ? undefined : [type], limit: RUNS_SHOWN });
-  const num = (n: number | undefined) => html`<span class="num">${n ?? 0}</span>`;
+  const num = (n: number | undefined) => n ?? 0;
   const rows = runs.map((run) => [
     html`<a href="${href('/verify/run', { id: run.id, tz: optional(url, 'tz') })}">${when(run.finishedAt, tz)}</a>`,
     run.aggregateType,
-    run.target,
-    run.mode,
+    html`${run.target}<br><span class="muted">${run.mode}</span>`,
     html`${outcomeBadge(run.outcome)}${run.reason ? html`<br><span class="muted">${run.reason}</span>` : ''}`,
     num(run.counts.rows),
     num(run.counts.compared),
@@ -54,7 +53,7 @@ ${
   rows.length === 0
     ? html`<p class="notice">No verification run is stored${type === undefined ? '' : ` for ${type}`} yet: run <code>hindsight verify${type === undefined ? '' : ` ${type}`}</code>.</p>`
     : html`<p class="muted">The ${rows.length === RUNS_SHOWN ? `${RUNS_SHOWN} most recent runs` : 'stored runs'}, newest first; open one for its mismatches, with both values and the explanation.</p>
-${table(['finished', 'type', 'target', 'mode', 'outcome', 'rows', 'compared', 'matched', 'mismatched', 'missing in events', 'missing in legacy', 'ignored', 'mismatches per class'], rows, 'runs')}`
+<div class="scroll">${table(['finished', 'type', 'target, mode', 'outcome', 'rows', 'compared', 'matched', 'mismatched', 'missing in events', 'missing in legacy', 'ignored', 'mismatches per class'], rows, 'runs')}</div>`
 }`,
   };
 };
