@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { consoleRoutes } from '../../src/console/routes.js';
 import { isUsageError } from '../../src/errors.js';
@@ -192,6 +193,25 @@ describe('bad input is a 400 that says what was wrong', () => {
   });
 });
 
+describe('a database that cannot answer', () => {
+  test('is a 503 page with its message, and no password', async () => {
+    const gone = new pg.Pool({ connectionString: db.urlFor('hs_console_no_such_database'), max: 1 });
+    gone.on('error', () => undefined);
+    const own = await startHttpServer({ listen: '127.0.0.1:0', routes: [consoleRoutes(hs.config, { pool: gone })] });
+    try {
+      const page = await get('/verify?type=account', {}, own.url);
+      expect(page.status).toBe(503);
+      expect(page.body).toContain('<h1>The database could not answer</h1>');
+      expect(page.body).toContain('database &quot;hs_console_no_such_database&quot; does not exist');
+      expect(page.body).not.toContain(decodeURIComponent(new URL(db.url).password));
+      expectInert(page.body);
+    } finally {
+      await own.close();
+      await gone.end();
+    }
+  });
+});
+
 describe('the token', () => {
   test('binding an address other than loopback without a token is refused', async () => {
     const refused = await startHttpServer({ listen: '0.0.0.0:0', routes: [consoleRoutes(hs.config, { pool: db.pool })] }).then(
@@ -226,5 +246,22 @@ describe('the token', () => {
     } finally {
       await open.close();
     }
+  });
+});
+
+describe('a run with many mismatches', () => {
+  test('shows them a hundred to a page, with links to the next and previous pages', async () => {
+    // 150 legacy notes that no event ever recorded: each is "missing in events".
+    await db.pool.query(`INSERT INTO notes (id, body) SELECT 'bulk-' || lpad(n::text, 3, '0'), 'imported by hand' FROM generate_series(1, 150) AS n`);
+    const id = (await verifyStory(hs, db)).note!;
+    const first = await get(`/verify/run?id=${id}`);
+    expect(first.body).toContain('151 mismatches.');
+    expect(first.body.match(/<section class="mismatch">/g)).toHaveLength(100);
+    expect(first.body).toContain(`page 1 of 2: <a href="/verify/run?id=${id}&amp;page=2">next</a>`);
+    const second = await get(`/verify/run?id=${id}&page=2`);
+    expect(second.body.match(/<section class="mismatch">/g)).toHaveLength(51);
+    expect(second.body).toContain(`<a href="/verify/run?id=${id}&amp;page=1">previous</a>`);
+    expect(second.body).toContain('note bulk-150</a>: missing in events <span class="badge bad">missing event</span>');
+    expect((await get(`/verify/run?id=${id}&page=3`)).body).toContain('151 mismatches.');
   });
 });
