@@ -23,6 +23,7 @@ export const verifyRunPage: PageHandler = async (ctx, url) => {
   if (!run) throw new NotFoundError(`no verification run is stored with id ${id}`);
   const { total, mismatches } = await storedMismatches(ctx.sql, ctx.tables, id, { limit: MISMATCHES_PER_PAGE, offset: (page - 1) * MISMATCHES_PER_PAGE });
   const pages = Math.max(1, Math.ceil(total / MISMATCHES_PER_PAGE));
+  if (page > pages) throw new NotFoundError(`run ${id} has ${pages === 1 ? 'one page' : `${pages} pages`} of mismatches, not ${page}`);
   const fields = Object.entries(run.counts.fields ?? {});
   const pager =
     pages > 1
