@@ -51,6 +51,9 @@ describe('hindsight run', () => {
     const bin = startRun();
     const [, base] = await bin.waitForOutput(/metrics on (http:\/\/127\.0\.0\.1:\d+)\/metrics/);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const home = await fetch(`${base}/`); // the console shares the listener
+    expect(home.status).toBe(200);
+    expect(await home.text()).toContain('account_balances');
     const ready = await poll('the service to be ready', async () => {
       const response = await fetch(`${base}/readyz`);
       return response.status === 200 ? ((await response.json()) as { components: Record<string, { ready: boolean }> }) : undefined;

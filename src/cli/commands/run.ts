@@ -1,9 +1,12 @@
 import { UsageError } from '../../errors.js';
+import type { ResolvedConfig } from '../../config/resolve.js';
+import { consoleRoutes } from '../../console/routes.js';
+import type { Route } from '../../http/server.js';
 import { startService, type ServiceLogEntry } from '../../service/runService.js';
 import type { CommandContext } from '../context.js';
 import type { Command } from '../parse.js';
 import { listenerFailpoint } from '../failpoint.js';
-import { createServiceLogger } from '../serviceLogger.js';
+import { createServiceLogger, type ServiceLogger } from '../serviceLogger.js';
 
 type RunCommand = Extract<Command, { name: 'run' }>;
 
@@ -13,19 +16,29 @@ type RunCommand = Extract<Command, { name: 'run' }>;
  */
 export async function runRun(ctx: CommandContext, command: RunCommand): Promise<number> {
   const config = await ctx.config();
-  const token = command.token ?? ctx.io.env.HINDSIGHT_HTTP_TOKEN;
-  if (token !== undefined && token.length < 16) throw new UsageError('run: --token must be at least 16 characters (a random one: openssl rand -hex 24)');
+  const token = command.token ?? (ctx.io.env.HINDSIGHT_HTTP_TOKEN || undefined);
+  if (token !== undefined && token.trim() === '') throw new UsageError('--token must not be empty');
   const logger = createServiceLogger(ctx, command.logLevel);
+  // The console's pages on the service's listener, on a pool of their own.
+  return ctx.withPool(async (pool) => serve(ctx, command, logger, { config, token, routes: [consoleRoutes(config, { pool })] }));
+}
+
+async function serve(
+  ctx: CommandContext,
+  command: RunCommand,
+  logger: ServiceLogger,
+  { config, token, routes }: { config: ResolvedConfig; token: string | undefined; routes: Route[] },
+): Promise<number> {
   const service = await startService(config, {
     connectionString: await ctx.databaseUrl(),
     only: command.only,
-    http: command.http === undefined ? undefined : { listen: command.http, token },
+    http: command.http === undefined ? undefined : { listen: command.http, token, routes },
     shutdownTimeoutMs: command.shutdownTimeoutMs,
     listener: { heartbeatMs: command.heartbeatMs, failpoint: listenerFailpoint(ctx.io.env) },
     updater: { leaseTtlMs: command.leaseTtlMs },
     onLog: (entry: ServiceLogEntry) => logger.write(entry),
   });
-  if (service.url) ctx.note(`hindsight run: ${service.components.join(', ')}; metrics on ${service.url}/metrics; stop with Ctrl-C or SIGTERM`);
+  if (service.url) ctx.note(`hindsight run: ${service.components.join(', ')}; console on ${service.url}/, metrics on ${service.url}/metrics; stop with Ctrl-C or SIGTERM`);
   const signal = ctx.io.signal;
   const stopped = new Promise<void>((resolve) => (signal?.aborted ? resolve() : signal?.addEventListener('abort', () => resolve(), { once: true })));
   const outcome = await Promise.race([stopped.then(() => 'signal' as const), service.done.then(() => 'done' as const, (error: unknown) => ({ error }))]);
