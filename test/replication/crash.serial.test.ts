@@ -72,8 +72,10 @@ afterAll(async () => {
   await teardownEventually(db.pool, config);
 });
 
-function spawnListener(failpoint?: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: string | null; stderr: string }> } {
-  const child = spawn(process.execPath, [BIN, 'listen', '--config', configFile, '--database-url', db.url, '--group-ms', '20', '--heartbeat', '0.2'], {
+/** `listen`, or the listener inside `hindsight run` (the same failpoints reach it there). */
+function spawnListener(failpoint?: string, command: 'listen' | 'run' = 'listen'): { child: ChildProcess; exited: Promise<{ code: number | null; signal: string | null; stderr: string }> } {
+  const args = command === 'listen' ? ['listen', '--group-ms', '20'] : ['run', '--only', 'listener', '--no-http'];
+  const child = spawn(process.execPath, [BIN, ...args, '--config', configFile, '--database-url', db.url, '--heartbeat', '0.2'], {
     env: { PATH: process.env.PATH, ...(failpoint ? { HINDSIGHT_LISTENER_FAILPOINT: failpoint } : {}) },
   });
   children.add(child);
@@ -137,7 +139,7 @@ async function writeUntil(stop: { done: boolean }, writer: number): Promise<numb
 }
 
 describe('listener crash safety', () => {
-  test('killed with SIGKILL 10 times, including after a commit before the acknowledgement and while buffering a transaction: nothing lost, nothing duplicated, order kept', async () => {
+  test('killed with SIGKILL 10 times, as `listen` and inside `hindsight run`, including after a commit before the acknowledgement and while buffering a transaction: nothing lost, nothing duplicated, order kept', async () => {
     const stop = { done: false };
     const writers = [writeUntil(stop, 0), writeUntil(stop, 1), topUpUntil(stop)];
     const fired: string[] = [];
@@ -146,7 +148,8 @@ describe('listener crash safety', () => {
     for (let cycle = 0; cycle < 24 && (kills < 10 || !fired.includes('committed-unacknowledged') || !fired.includes('buffering')); cycle++) {
       // Alternate the failpoints; a failpoint that does not fire in time is replaced by an outside kill.
       const point = cycle % 2 === 0 ? 'committed-unacknowledged:0.3' : 'buffering:0.05';
-      const { child, exited } = spawnListener(point);
+      // Every third process is `hindsight run`: killed at the same points, it must lose and duplicate nothing either.
+      const { child, exited } = spawnListener(point, cycle % 3 === 2 ? 'run' : 'listen');
       // A restarted listener first skips what it had already appended, so give the commit failpoint longer.
       const window = cycle % 2 === 0 ? 2000 + Math.random() * 2000 : 500 + Math.random() * 1500;
       const outcome = await Promise.race([exited, sleep(window).then(() => undefined)]);
@@ -166,8 +169,8 @@ describe('listener crash safety', () => {
     expect(fired).toContain('committed-unacknowledged');
     expect(fired).toContain('buffering');
 
-    // Drain with a listener that is left alone, then compare.
-    const { child, exited } = spawnListener();
+    // Drain with a `hindsight run` that is left alone, then compare.
+    const { child, exited } = spawnListener(undefined, 'run');
     const audited = Number((await db.pool.query(`SELECT (SELECT count(*) FROM audit) + (SELECT count(*) FROM wallet_audit) AS n`)).rows[0].n);
     const until = Date.now() + 30_000;
     for (;;) {
