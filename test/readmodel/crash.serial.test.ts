@@ -26,7 +26,16 @@ afterAll(() => {
 });
 
 function startUpdater(...extra: string[]): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'project', '--read-model', 'account_balances', '--batch-size', '20', '--lease-ttl', '1', '--database-url', db.url, ...extra], {
+  return startProcess(['project', '--read-model', 'account_balances', '--batch-size', '20', '--lease-ttl', '1', '--database-url', db.url, ...extra]);
+}
+
+/** The updaters inside `hindsight run` (every read model of the config, this one among them). */
+function startRunUpdater(): ChildProcess {
+  return startProcess(['run', '--only', 'project', '--no-http', '--lease-ttl', '1', '--database-url', db.url]);
+}
+
+function startProcess(args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -115,13 +124,13 @@ async function expectRowsEqualFreshProjections(): Promise<void> {
 }
 
 describe('crashes', () => {
-  test('killed with SIGKILL at random points 10 times during writes with transfers: no event lost or applied twice', async () => {
+  test('killed with SIGKILL at random points 10 times during writes with transfers, as `project` and inside `hindsight run`: no event lost or applied twice', async () => {
     const workload = startWorkload();
     const applied = async () =>
       Number((await db.pool.query(`SELECT events_applied FROM hindsight.checkpoints WHERE subscriber = 'read-model:account_balances'`)).rows[0]?.events_applied ?? 0);
     const progress: number[] = [];
     for (let round = 0; round < 10; round++) {
-      const child = startUpdater();
+      const child = round % 2 === 1 ? startRunUpdater() : startUpdater(); // `project` and `hindsight run` in turn
       await waitUntil(async () => (await leaseOwner())?.includes(`:${child.pid}:`) ?? false); // it took over the dead one's lease
       const before = await applied();
       await sleep(Math.random() * 300); // a random point of its work: reading, folding, inside the write transaction...
