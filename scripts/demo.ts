@@ -36,6 +36,11 @@ export interface DemoOutput {
   write(text: string): void;
 }
 
+export interface DemoOptions {
+  /** Leave `hindsight run` with the console open on the demo's data until this aborts. */
+  console?: { signal: AbortSignal; stderr: (text: string) => void; isTTY: boolean };
+}
+
 /** The example config, from dist/scripts (npm run demo) or from scripts (the demo's test). */
 const CONFIG_FILE = ['../../config/hindsight.config.ts', '../config/hindsight.config.ts']
   .map((relative) => fileURLToPath(new URL(relative, import.meta.url)))
@@ -182,7 +187,7 @@ async function simulateMonth(hs: Hindsight, pool: pg.Pool, tally: Tally): Promis
   }
 }
 
-export async function runDemo(out: DemoOutput): Promise<void> {
+export async function runDemo(out: DemoOutput, options: DemoOptions = {}): Promise<void> {
   const started = Date.now();
   const say = (text = '') => out.write(`${text}\n`);
   const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), 'hindsight-demo-'));
@@ -260,6 +265,18 @@ export async function runDemo(out: DemoOutput): Promise<void> {
       say(`8. hindsight audit: ${report.aggregates} aggregates, ${report.events} events, ${report.problems.length === 0 ? 'every hash chain intact' : `${report.problems.length} broken chains`}`);
 
       await theRestOfTheRetrofit(config, server.url, common, io, say);
+      if (options.console) {
+        await stopListener(); // `hindsight run` brings its own
+        say('\n14. hindsight run: the listener, the updater and the console on the demo data, until Ctrl-C:');
+        say('   $ hindsight run --http 127.0.0.1:9464\n');
+        const code = await cli(['run', ...common, '--http', '127.0.0.1:9464', '--log-level', 'warn'], {
+          ...io,
+          stderr: (text) => (text.startsWith('hindsight run:') ? io.stdout(text) : options.console!.stderr(text)),
+          isTTY: options.console.isTTY,
+          signal: options.console.signal,
+        });
+        if (code !== 0) throw new Error(`hindsight run exited ${code}`);
+      }
     } finally {
       await stopListener();
       await pool.end();
@@ -311,7 +328,19 @@ async function theRestOfTheRetrofit(
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runDemo({ write: (text) => process.stdout.write(text) }).catch((error: unknown) => {
+  const unknown = process.argv.slice(2).filter((arg) => arg !== '--console');
+  if (unknown.length > 0) {
+    process.stderr.write(`demo: unknown option ${unknown.join(' ')}; the only one is --console (npm run demo -- --console)\n`);
+    process.exit(2);
+  }
+  let withConsole: DemoOptions['console'];
+  if (process.argv.includes('--console')) {
+    // Ctrl-C ends `hindsight run`, then the demo stops its server and removes its files.
+    const stop = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop.abort());
+    withConsole = { signal: stop.signal, stderr: (text: string) => void process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) };
+  }
+  runDemo({ write: (text) => process.stdout.write(text) }, { console: withConsole }).catch((error: unknown) => {
     process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   });

@@ -15,3 +15,34 @@ test('the demo tells the whole story: history, the listener catching a bypass, a
   expect(text).toMatch(/cut-over gate to account_balances: CLOSED\n\s+\[ \] 3 consecutive clean, complete, full runs of projection spanning 7 days: 1 clean in a row/);
   expect(text).toMatch(/the server is stopped and its files removed/);
 }, 120_000);
+
+test('npm run demo -- --console leaves hindsight run with the console open on the demo data until Ctrl-C, then stops everything', async () => {
+  let text = '';
+  const stop = new AbortController();
+  const wake = new Set<() => void>();
+  const finished = runDemo(
+    {
+      write: (t) => {
+        text += t;
+        for (const w of wake) w();
+      },
+    },
+    { console: { signal: stop.signal, stderr: () => undefined, isTTY: false } },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const match = /console on (http:\/\/127\.0\.0\.1:\d+)\//.exec(text);
+      if (match) resolve(match[1]!);
+    };
+    wake.add(check);
+    finished.then(() => reject(new Error(`the demo ended without opening the console:\n${text}`)), reject);
+  });
+  const ledger = await fetch(`${url}/aggregate?type=account&id=1&from=2026-02-03&to=2026-02-17`);
+  expect(ledger.status).toBe(200);
+  expect(await ledger.text()).toContain('refund of double charge, ticket #4711');
+  expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  stop.abort(); // Ctrl-C
+  await finished;
+  expect(text).toMatch(/the server is stopped and its files removed/);
+  await expect(fetch(`${url}/healthz`)).rejects.toThrow(); // nothing is left listening
+}, 180_000);
