@@ -62,7 +62,7 @@ async function walPosition(pool: pg.Pool): Promise<number> {
  * as production would run it. The accounts table is then published with REPLICA IDENTITY
  * FULL, which A and C pay as well.
  */
-export async function benchCapture(url: string, args: BenchArgs, log: (line: string) => void, options: { withUpdater?: boolean; both?: boolean } = {}): Promise<CaptureResult[]> {
+export async function benchCapture(url: string, args: BenchArgs, log: (line: string) => void, options: { withUpdater?: boolean; withService?: boolean; both?: boolean } = {}): Promise<CaptureResult[]> {
   const admin = new pg.Client(url);
   await admin.connect();
   await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'bench_both' AND NOT active`);
@@ -130,7 +130,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   // the median of the pairs' ratios, not a ratio of medians taken minutes apart. Outside
   // its runs the updater process is paused (SIGSTOP); before each it is resumed and let
   // catch up with the backlog, so that only its steady-state work is timed.
-  const updater = options.withUpdater ? await pausableUpdater(url) : undefined;
+  const updater = options.withUpdater || options.withService ? await pausableUpdater(url, Boolean(options.withService)) : undefined;
   const label = options.both ? 'capture "both"' : 'capture';
   const results: CaptureResult[] = [];
   try {
@@ -198,8 +198,8 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
 }
 
 /** The bench's updater process, paused (SIGSTOP) until `resume`, which returns once it has caught up with the log. */
-async function pausableUpdater(url: string): Promise<{ pause(): void; resume(): Promise<void>; stop(): Promise<void> }> {
-  const process = startUpdaterProcess(url);
+async function pausableUpdater(url: string, service: boolean): Promise<{ pause(): void; resume(): Promise<void>; stop(): Promise<void> }> {
+  const process = startUpdaterProcess(url, { service });
   const status = new pg.Client(url);
   await status.connect();
   const caughtUp = async () => {

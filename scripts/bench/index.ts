@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,run]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -35,6 +35,19 @@ async function main() {
         '',
         `B alone and B with the updater process running, in ${UPDATER_PAIRS} adjacent pairs of 3 s per client count (order alternating);`,
         'the change in B/A is B/A of the table above times the median with/alone ratio, minus B/A.',
+        '',
+        updaterTable(results),
+        '',
+      );
+    }
+    if (only.has('run')) {
+      const results = await benchCapture(server.url, args, log, { withService: true });
+      out.push(
+        `### Capture with hindsight run beside it: the updater and a full verify every minute (${date})`,
+        '',
+        captureTable(results),
+        '',
+        `B alone and B with the service process running (its updater, and a scheduled full verify of the 100,000 accounts every minute), in ${UPDATER_PAIRS} adjacent pairs of 3 s per client count:`,
         '',
         updaterTable(results),
         '',

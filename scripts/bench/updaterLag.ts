@@ -9,9 +9,9 @@ import { storeTables } from '../../src/store/tables.js';
 import { closedLoop, fmt, stats, type Stats } from './harness.js';
 
 /** Starts the bench config's updater in a child process; stop() sends SIGTERM and waits. */
-export function startUpdaterProcess(url: string): { child: ChildProcess; stop(): Promise<void> } {
+export function startUpdaterProcess(url: string, options: { service?: boolean } = {}): { child: ChildProcess; stop(): Promise<void> } {
   const script = fileURLToPath(new URL('./updaterProcess.js', import.meta.url));
-  const child = spawn(process.execPath, [script, url], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [script, url, ...(options.service ? ['--service'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
   return {
     child,
     stop: () =>
