@@ -34,10 +34,15 @@ export function createServiceMetrics(config: ResolvedConfig, sql: Sql, state: Se
     labelNames: ['type', 'source'],
     registers: [registry],
   });
+  const reconnect = new Counter({
+    name: 'hindsight_listener_reconnecting_seconds_total',
+    help: "Seconds this process's listener has spent reconnecting after lost connections.",
+    registers: [registry],
+  });
+  let reconnectCounted = 0;
   const m = {
     up: gauge('hindsight_component_up', '1 when the component this process runs is ready (streaming, leased or a healthy standby).', ['component']),
     listenerState: gauge('hindsight_listener_state', "1 for the state this process's listener is in.", ['state']),
-    reconnect: gauge('hindsight_listener_reconnecting_seconds_total', "Seconds this process's listener has spent reconnecting after lost connections."),
     lag: gauge('hindsight_listener_lag_bytes', "WAL written since the slot's confirmed position."),
     retained: gauge('hindsight_listener_retained_wal_bytes', 'WAL the server keeps for the slot, from its restart_lsn.'),
     checkpointAge: gauge('hindsight_listener_checkpoint_age_seconds', 'Seconds since the listener last wrote its checkpoint (at least every heartbeat while it runs).'),
@@ -67,7 +72,9 @@ export function createServiceMetrics(config: ResolvedConfig, sql: Sql, state: Se
     const listener = state.listener;
     if (listener) {
       m.listenerState.set({ state: listener.state }, 1);
-      m.reconnect.set(listener.reconnectingMs() / 1000);
+      const seconds = listener.reconnectingMs() / 1000;
+      reconnect.inc(seconds - reconnectCounted);
+      reconnectCounted = seconds;
     }
     for (const row of await countNewEvents(sql, tables, counter)) appended.inc({ type: row.type, source: row.source }, row.count);
     if (listenerTypes(config).length > 0) {
