@@ -9,6 +9,8 @@ import { startEmbeddedServer, stopEmbeddedServer } from '../../src/db/embedded/s
 export interface BenchServer {
   url: string;
   description: string;
+  /** The embedded server's folder (data/, password); undefined with DATABASE_URL. */
+  baseDir?: string;
   stop(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export async function benchServer(): Promise<BenchServer> {
   const row = rows[0]!;
   return {
     url: server.url,
+    baseDir,
     description: `embedded PostgreSQL ${row.v}, fsync=${row.f}, synchronous_commit=${row.sc}`,
     stop: async () => {
       await stopEmbeddedServer(baseDir);

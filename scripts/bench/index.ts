@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,run]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,cli,run]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -9,12 +9,13 @@ import { benchProjectOne, benchRebuild } from './projections.js';
 import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
 import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.js';
 import { benchVerify } from './verify.js';
+import { benchCli, cliTable } from './cli.js';
 
 async function main() {
   const argv = process.argv.slice(2);
   const args = benchArgs(argv);
   const onlyAt = argv.indexOf('--only');
-  const only = new Set(onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',') : ['capture', 'projections', 'listener', 'verify']);
+  const only = new Set(onlyAt >= 0 ? (argv[onlyAt + 1] ?? '').split(',') : ['capture', 'projections', 'listener', 'verify', 'cli']);
   const server = await benchServer();
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const out: string[] = [];
@@ -115,6 +116,17 @@ async function main() {
         `| end-to-end lag (legacy commit to event visible) at ${lag.rate} tx/s for ${lag.seconds} s, p50 / p99 / max | ${lag.p50.toFixed(1)} / ${lag.p99.toFixed(1)} / ${lag.max.toFixed(1)} ms (${fmt(lag.samples)} events) | p99 < 250 ms |`,
         `| legacy UPDATE at 1 client, replica identity default / full (median of interleaved rounds) | ${fmt(identity.updatesPerSecond.default.median)} / ${fmt(identity.updatesPerSecond.full.median)} updates/s | reported |`,
         `| WAL bytes per UPDATE, default / full | ${identity.walBytesPerUpdate.default.toFixed(0)} / ${identity.walBytesPerUpdate.full.toFixed(0)} | reported |`,
+        '',
+      );
+    }
+    if (only.has('cli')) {
+      const result = await benchCli(server, log);
+      out.push(
+        `### CLI: a short history on a log of ${fmt(result.events)} events (${date})`,
+        '',
+        `A new \`node bin/hindsight.js\` process per run, hindsight.config.ts loaded through jiti; ${result.runs} rounds after 2 warm-ups, variants in rotating order.`,
+        '',
+        cliTable(result),
         '',
       );
     }
