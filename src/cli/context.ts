@@ -4,7 +4,7 @@ import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { startEmbeddedServer } from '../db/embedded/server.js';
 import { redactUrl } from '../db/redactUrl.js';
-import { createHindsight, type Hindsight } from '../hindsight.js';
+import type { Hindsight } from '../hindsight.js';
 import type { GlobalOptions } from './parse.js';
 
 /** Where a command writes. The CLI is the only part of hindsight that prints. */
@@ -58,7 +58,11 @@ export function createCommandContext(global: GlobalOptions, io: CliIo): CommandC
     global,
     io,
     config: loadedConfig,
-    hindsight: async () => createHindsight(await loadedConfig()),
+    hindsight: async () => {
+      // Imported here, not above: `db` needs none of the library.
+      const { createHindsight } = await import('../hindsight.js');
+      return createHindsight(await loadedConfig());
+    },
     databaseUrl: () => (url ??= resolveUrl()),
     async withPool(fn) {
       const pool = new pg.Pool({ connectionString: await context.databaseUrl(), max: 4, connectionTimeoutMillis: 10_000 });

@@ -1,21 +1,6 @@
 import { redactUrl } from '../db/redactUrl.js';
 import { isConcurrencyError, isGateClosedError, isHindsightError, isUsageError } from '../errors.js';
-import { runAppend } from './commands/append.js';
-import { runAudit } from './commands/audit.js';
-import { runConsole } from './commands/console.js';
-import { runDb } from './commands/db.js';
-import { runDemoCommand } from './commands/demo.js';
-import { runHistory } from './commands/history.js';
-import { runMigrate } from './commands/migrate.js';
-import { runProject } from './commands/project.js';
-import { runRebuild } from './commands/rebuild.js';
-import { runBackfill, runListen, runReplication } from './commands/replication.js';
-import { runSnapshot } from './commands/snapshot.js';
-import { runState } from './commands/state.js';
-import { runVerify } from './commands/verify.js';
-import { runCutover } from './commands/cutover.js';
-import { runRun } from './commands/run.js';
-import { createCommandContext, type CliIo, type CommandContext } from './context.js';
+import type { CliIo, CommandContext } from './context.js';
 import { parseCli, type Command } from './parse.js';
 
 export const EXIT = { OK: 0, PROBLEMS: 1, ERROR: 2 } as const;
@@ -30,48 +15,54 @@ export async function main(args: string[], io: CliIo): Promise<number> {
       return EXIT.OK;
     }
     json = parsed.global.json;
+    const { createCommandContext } = await import('./context.js');
     return await run(createCommandContext(parsed.global, io), parsed.command);
   } catch (error) {
     return reportError(error, io, json);
   }
 }
 
-function run(ctx: CommandContext, command: Command): Promise<number> {
+/**
+ * Each command's module is imported when that command runs: a process runs one command,
+ * and importing them all (the verifier, the updater, the listener...) cost every command
+ * their load time, `--help` included (issue 15).
+ */
+async function run(ctx: CommandContext, command: Command): Promise<number> {
   switch (command.name) {
     case 'migrate':
-      return runMigrate(ctx);
+      return (await import('./commands/migrate.js')).runMigrate(ctx);
     case 'db':
-      return runDb(ctx, command.action);
+      return (await import('./commands/db.js')).runDb(ctx, command.action);
     case 'append':
-      return runAppend(ctx, command);
+      return (await import('./commands/append.js')).runAppend(ctx, command);
     case 'history':
-      return runHistory(ctx, command);
+      return (await import('./commands/history.js')).runHistory(ctx, command);
     case 'state':
-      return runState(ctx, command);
+      return (await import('./commands/state.js')).runState(ctx, command);
     case 'audit':
-      return runAudit(ctx, command);
+      return (await import('./commands/audit.js')).runAudit(ctx, command);
     case 'snapshot':
-      return runSnapshot(ctx, command);
+      return (await import('./commands/snapshot.js')).runSnapshot(ctx, command);
     case 'project':
-      return runProject(ctx, command);
+      return (await import('./commands/project.js')).runProject(ctx, command);
     case 'rebuild':
-      return runRebuild(ctx, command);
+      return (await import('./commands/rebuild.js')).runRebuild(ctx, command);
     case 'replication':
-      return runReplication(ctx, command);
+      return (await import('./commands/replication.js')).runReplication(ctx, command);
     case 'backfill':
-      return runBackfill(ctx, command);
+      return (await import('./commands/replication.js')).runBackfill(ctx, command);
     case 'listen':
-      return runListen(ctx, command);
+      return (await import('./commands/replication.js')).runListen(ctx, command);
     case 'verify':
-      return runVerify(ctx, command);
+      return (await import('./commands/verify.js')).runVerify(ctx, command);
     case 'cutover':
-      return runCutover(ctx, command);
+      return (await import('./commands/cutover.js')).runCutover(ctx, command);
     case 'run':
-      return runRun(ctx, command);
+      return (await import('./commands/run.js')).runRun(ctx, command);
     case 'console':
-      return runConsole(ctx, command);
+      return (await import('./commands/console.js')).runConsole(ctx, command);
     case 'demo':
-      return runDemoCommand(ctx);
+      return (await import('./commands/demo.js')).runDemoCommand(ctx);
   }
 }
 
