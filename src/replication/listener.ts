@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { LogicalReplicationService } from 'pg-logical-replication';
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
 import { toSql, type Sql } from '../db/queryable.js';
@@ -108,6 +107,9 @@ export async function runListener(config: ResolvedConfig, options: ListenerOptio
     let work: Promise<void> = Promise.resolve();
     let failure: unknown;
 
+    // Imported here: every importer of hindsight (an app, the CLI's short commands) loads
+    // this module, and only a running listener needs the package (issue 15).
+    const { LogicalReplicationService } = await import('pg-logical-replication');
     const service = new LogicalReplicationService(
       { connectionString: options.connectionString, options: TEXT_SETTINGS },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
