@@ -67,28 +67,29 @@ function serverSettings(port: number, fsync: boolean): string {
 /** Initialises the cluster if needed and starts it if it is not running. Idempotent. */
 export async function startEmbeddedServer(options: EmbeddedServerOptions): Promise<EmbeddedServer> {
   const baseDir = path.resolve(options.baseDir);
+  const dataDir = path.join(baseDir, 'data');
+  // Every CLI command after `hindsight db start` finds the server running: one connection
+  // tells, and the OS user (two `id` processes as root) and the binaries are not needed.
+  const status = await embeddedServerStatus(baseDir);
+  if (status.running) return { baseDir, port: status.port!, url: urlFor(status.port!, await readPassword(baseDir)), pid: status.pid };
+
   const user = await serverOsUser();
   const binaries = await findBinaries(user);
-  const dataDir = path.join(baseDir, 'data');
-
-  if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
+  if (!status.initialised) {
     await initialise(baseDir, binaries, user, options.port ?? (await freePort()), options.fsync ?? true);
   }
-  const status = await embeddedServerStatus(baseDir);
   const password = await readPassword(baseDir);
   const port = status.port ?? (await configuredPort(dataDir));
-  if (!status.running) {
-    const log = path.join(baseDir, 'postgres.log');
-    await fs.appendFile(log, '');
-    if (user) await fs.chown(log, user.uid, user.gid);
-    const result = await run(binaries.pg_ctl, ['start', '-w', '-t', '60', '-s', '-D', dataDir, '-l', log], user);
-    if (result.code !== 0) {
-      const tail = await logTail(log);
-      const busy = /address already in use/i.test(tail) ? ` Port ${port} is in use by another program.` : '';
-      throw new EmbeddedServerError(
-        `the embedded PostgreSQL in ${dataDir} did not start.${busy}\n${result.output.trim()}\n--- last lines of ${log} ---\n${tail}`,
-      );
-    }
+  const log = path.join(baseDir, 'postgres.log');
+  await fs.appendFile(log, '');
+  if (user) await fs.chown(log, user.uid, user.gid);
+  const result = await run(binaries.pg_ctl, ['start', '-w', '-t', '60', '-s', '-D', dataDir, '-l', log], user);
+  if (result.code !== 0) {
+    const tail = await logTail(log);
+    const busy = /address already in use/i.test(tail) ? ` Port ${port} is in use by another program.` : '';
+    throw new EmbeddedServerError(
+      `the embedded PostgreSQL in ${dataDir} did not start.${busy}\n${result.output.trim()}\n--- last lines of ${log} ---\n${tail}`,
+    );
   }
   const after = await embeddedServerStatus(baseDir);
   return { baseDir, port, url: urlFor(port, password), pid: after.pid };
