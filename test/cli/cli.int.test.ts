@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { useTestDatabase } from '../helpers/database.js';
 import { countEvents, LEGACY_TABLES } from '../helpers/fixtures.js';
@@ -112,6 +113,38 @@ describe('commands against a database', () => {
       reason: 'card payment',
       changes: [{ field: 'balance', from: 250, to: 200 }],
     });
+  });
+
+  test("a short command loads neither the listener's replication package nor knex (issue 15: history loaded every command's dependencies)", async () => {
+    // A config that imports the package's entry point, as a user's `from 'hindsight'` does.
+    const dir = await scratchDir('cli-loads');
+    const repo = path.resolve(import.meta.dirname, '../..');
+    await fs.writeFile(
+      path.join(dir, 'hindsight.config.ts'),
+      `import { defineConfig } from ${JSON.stringify(path.join(repo, 'dist/src/index.js'))};
+import { testConfig } from ${JSON.stringify(path.join(repo, 'test/helpers/fixtures.ts'))};
+export default defineConfig(testConfig());
+`,
+    );
+    // Lists the npm packages the process loaded (CommonJS ones, as these two are) when it exits.
+    const probe = path.join(dir, 'loaded-packages.mjs');
+    await fs.writeFile(
+      probe,
+      `import { createRequire } from 'node:module';
+const cache = createRequire(import.meta.url).cache;
+process.on('exit', () => {
+  const names = Object.keys(cache).map((file) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(file)?.[1]).filter(Boolean);
+  process.stderr.write('loaded packages: ' + JSON.stringify([...new Set(names)]) + '\\n');
+});
+`,
+    );
+    const result = await runBin(['history', 'account', '7', '--database-url', url], { cwd: dir, env: { NODE_OPTIONS: `--import=${pathToFileURL(probe).href}` } });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('#1  account.credited');
+    const loaded = JSON.parse(/loaded packages: (.*)/.exec(result.stderr)![1]!) as string[];
+    expect(loaded).toContain('pg');
+    expect(loaded).not.toContain('pg-logical-replication');
+    expect(loaded).not.toContain('knex');
   });
 
   test('state now, as of a date, before the first event, and at a sequence', async () => {
