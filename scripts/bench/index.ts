@@ -3,6 +3,7 @@
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
+import pg from 'pg';
 import { benchArgs, benchServer, fmt, machine } from './harness.js';
 import { benchCapture, captureTable, UPDATER_PAIRS, updaterTable } from './capture.js';
 import { benchProjectOne, benchRebuild } from './projections.js';
@@ -43,6 +44,7 @@ async function main() {
     }
     if (only.has('run')) {
       const results = await benchCapture(server.url, args, log, { withService: true });
+      const runs = await scheduledRuns(server.url);
       out.push(
         `### Capture with hindsight run beside it: the updater and a full verify every minute (${date})`,
         '',
@@ -51,6 +53,8 @@ async function main() {
         `B alone and B with the service process running (its updater, and a scheduled full verify of the 100,000 accounts every minute), in ${UPDATER_PAIRS} adjacent pairs of 3 s per client count:`,
         '',
         updaterTable(results),
+        '',
+        `Scheduled verify runs that finished during the whole benchmark: ${runs.finished} (${runs.skipped} ticks skipped, ${runs.missed} missed while the process was paused).`,
         '',
       );
     }
@@ -140,3 +144,16 @@ main().catch((error: unknown) => {
   process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exitCode = 1;
 });
+
+/** What the service's scheduler did during `--only run`, from its log. */
+async function scheduledRuns(url: string): Promise<{ finished: number; skipped: number; missed: number }> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ event: string; n: string }>(`SELECT event, count(*)::text AS n FROM hindsight.schedule_log GROUP BY 1`);
+    const count = (event: string) => Number(rows.find((r) => r.event === event)?.n ?? 0);
+    return { finished: count('finished'), skipped: count('skipped'), missed: count('missed') };
+  } finally {
+    await client.end();
+  }
+}
