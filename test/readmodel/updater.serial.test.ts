@@ -118,23 +118,22 @@ describe('the updater', () => {
     expect(drained[0].n).toBe(30);
   });
 
-  test('a running updater picks up a new event within tens of milliseconds, and stops cleanly', async () => {
-    const updater = createUpdater(config, { connectionString: db.url });
+  test('a running updater picks up each new event on its own, a lone event without the gathering pause, and stops cleanly', async () => {
+    // A gathering pause far longer than any wait below: were it taken after a lone event (a
+    // batch of fewer than 5), the next event would not be read before the wait gave up. How
+    // soon a lone event is read is a latency: the benchmarks' business (scripts/bench), not a test's.
+    await createUpdater(config, { connectionString: db.url }).runOnce(); // from the end of the log: every batch below is one event
+    const updater = createUpdater(config, { connectionString: db.url, gatherMs: 600_000 });
     const running = updater.run();
     await credit(20, 1); // wait for the first pass
     await waitFor(async () => (await rows()).some((r) => r.aggregate_id === '20'));
-    const latencies: number[] = [];
     for (let i = 0; i < 10; i++) {
-      const started = performance.now();
       await credit(21, 1);
       await waitFor(async () => Number((await db.pool.query(`SELECT hindsight_sequence FROM read_models.account_balances WHERE aggregate_id = '21'`)).rows[0]?.hindsight_sequence) === i + 1);
-      latencies.push(performance.now() - started);
     }
     await updater.stop();
     const runs = await running;
     expect(runs.every((r) => r.state === 'stopped')).toBe(true);
-    latencies.sort((a, b) => a - b);
-    expect(latencies[4]).toBeLessThan(100); // the median, on a quiet server
     const { rows: leases } = await db.pool.query(`SELECT * FROM hindsight.leases`);
     expect(leases).toEqual([]); // released on stop
   });
