@@ -5,6 +5,7 @@ import { START_OF_LOG, type GlobalCheckpoint } from '../../src/store/readAll.js'
 import type { StoredEvent } from '../../src/types.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore } from '../helpers/fixtures.js';
+import { backendPid, waitUntilBlockedBy } from '../helpers/locks.js';
 
 // Serial: these tests hold write transactions open, and the xid horizon they depend on is
 // cluster-wide, so they must not share the server with other test files.
@@ -87,8 +88,9 @@ describe('the gap-safe global read', () => {
     await credit(t1, 20, 2); // T1 takes its xid writing account 20
     const t2 = await begin();
     const atN = await credit(t2, 10, 3); // T2 holds account 10's head at n
+    const [t1Pid, t2Pid] = [await backendPid(t1), await backendPid(t2)];
     const waiting = credit(t1, 10, 4); // T1 waits on account 10's head lock
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await waitUntilBlockedBy(db.pool, t2Pid, "T1's append of account 10")).toEqual([t1Pid]);
     await t2.query('COMMIT');
     const atN1 = await waiting;
     await t1.query('COMMIT');
@@ -119,16 +121,18 @@ describe('the gap-safe global read', () => {
 });
 
 describe('appends to different aggregates never wait on each other', () => {
-  test('an uncommitted append on A does not delay an append on B by more than 100 ms, while a second writer of A waits', async () => {
+  test('an uncommitted append on A does not wait for it to end before an append on B commits, while a second writer of A waits', async () => {
     await credit(db.pool, 30);
     await credit(db.pool, 31);
     const holder = await begin();
     await credit(holder, 30); // A's head is locked until holder ends
 
-    const started = performance.now();
-    await credit(db.pool, 31); // B
-    const elapsed = performance.now() - started;
-    expect(elapsed).toBeLessThan(100);
+    // B, on a session with a lock timeout: were B to wait for the holder (open until after
+    // B), it would fail with a lock timeout instead of committing.
+    const other = await begin();
+    await other.query("SET LOCAL lock_timeout = '5s'");
+    await credit(other, 31); // B
+    await other.query('COMMIT');
 
     // the same aggregate does wait: the head row lock orders its writers
     let aDone = false;
@@ -136,7 +140,7 @@ describe('appends to different aggregates never wait on each other', () => {
       aDone = true;
       return r;
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitUntilBlockedBy(db.pool, await backendPid(holder), 'the second writer of A');
     expect(aDone).toBe(false);
     await holder.query('COMMIT');
     expect((await secondWriterOfA).sequences).toEqual([3]);
