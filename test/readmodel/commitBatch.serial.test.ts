@@ -89,11 +89,14 @@ describe('the one-statement commit of a batch', () => {
       await holder.query('BEGIN');
       await holder.query(`SELECT 1 FROM hindsight.leases WHERE name = $1 FOR UPDATE`, [model.subscriber]);
     };
+    const waiter = new pg.Client(db.url);
+    await waiter.connect();
     try {
       await lockLease();
-      const started = performance.now();
-      expect(await commitOn(db.pool, batch((await checkpoint()).position))).toBe('not-held');
-      expect(performance.now() - started).toBeLessThan(2_000); // no lock wait (the test's lock_timeout is far longer)
+      // On a session with a lock timeout: a commit that waited for the row (held until later
+      // in this test) would fail with 55P03 instead of answering.
+      await waiter.query("SET lock_timeout = '5s'");
+      expect(await commitOn(waiter, batch((await checkpoint()).position))).toBe('not-held');
       const context: BatchContext = {
         pool,
         tables,
@@ -107,13 +110,24 @@ describe('the one-statement commit of a batch', () => {
       // locked throughout: about a second of retries, then busy, with nothing written
       await expect(processBatch(context, at)).rejects.toBeInstanceOf(LeaseBusy);
       expect(await rowOf(3)).toEqual({ b: 3, s: 1 });
-      // locked for the first 300 ms only: a retry commits the same batch
-      const released = new Promise((resolve) => setTimeout(resolve, 300)).then(() => holder.query('ROLLBACK'));
+      // locked until the first attempt found it so: a retry commits the same batch. The holder
+      // lets go when that attempt has answered, not after a guessed time.
+      const attempts: string[] = [];
+      const query = pool.query.bind(pool) as (config: { text: string }) => Promise<{ rows: Array<{ held: boolean }> }>;
+      (pool as unknown as { query: typeof query }).query = async (config) => {
+        const result = await query(config);
+        if (config.text.includes('SKIP LOCKED')) {
+          attempts.push(result.rows[0]?.held ? 'held' : 'not held');
+          if (attempts.length === 1) await holder.query('ROLLBACK');
+        }
+        return result;
+      };
       const done = await processBatch(context, at);
-      await released;
+      expect(attempts).toEqual(['not held', 'held']);
       expect(done.applied).toBe(1);
       expect(await rowOf(3)).toEqual({ b: 13, s: 2 });
     } finally {
+      await waiter.end();
       await holder.end();
       await pool.end();
     }
