@@ -9,6 +9,7 @@ import { migrate } from '../../src/store/migrate.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
 import { runCli, scratchDir, writeTestConfig } from '../helpers/cli.js';
+import { backendPid, waitUntilBlockedBy } from '../helpers/locks.js';
 
 // Serial: gap-safe reads, open transactions, and a look at every session of the cluster.
 
@@ -89,8 +90,18 @@ describe('failures', () => {
     await db.pool.query(`UPDATE hindsight.leases SET owner = 'someone-else', expires_at = now() + interval '1 hour'`);
     await hs.append(db.pool, { aggregateType: 'account', aggregateId: 3, events: [{ type: 'account.credited', payload: { amount: 1 } }] });
     await waitFor(async () => logs.some((l) => l.includes('lease lost') || l.includes('lease expired')));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await db.pool.query(`SELECT 1 FROM read_models.account_balances WHERE aggregate_id = '3'`)).rows).toEqual([]);
+    // Standing by, it tries to take the lease back now and then: with the row held FOR SHARE
+    // such an attempt waits, and once one does, the updater is past the lost batch.
+    const row = await db.pool.connect();
+    try {
+      await row.query('BEGIN');
+      await row.query(`SELECT 1 FROM hindsight.leases FOR SHARE`);
+      await waitUntilBlockedBy(db.pool, await backendPid(row), 'the updater trying to take the lease back');
+      expect((await db.pool.query(`SELECT 1 FROM read_models.account_balances WHERE aggregate_id = '3'`)).rows).toEqual([]);
+    } finally {
+      await row.query('ROLLBACK');
+      row.release();
+    }
     // the other process goes away: this one takes over and catches up
     await db.pool.query(`DELETE FROM hindsight.leases`);
     await waitFor(async () => (await db.pool.query(`SELECT 1 FROM read_models.account_balances WHERE aggregate_id = '3'`)).rows.length === 1);
