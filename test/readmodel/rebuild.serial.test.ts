@@ -6,6 +6,7 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import type { Hindsight } from '../../src/hindsight.js';
 import { cancelRebuild, rebuildReadModel } from '../../src/readmodel/rebuild.js';
 import { createUpdater } from '../../src/readmodel/updater.js';
+import { pollUntil } from '../../src/db/pollUntil.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
 import { scratchDir, writeTestConfig } from '../helpers/cli.js';
@@ -59,16 +60,20 @@ describe('rebuild without downtime', () => {
     const updater = createUpdater(config, { connectionString: db.url, readModels: ['account_balances'] });
     const updating = updater.run();
     let writing = true;
+    let swapped = false;
     // Credits, and now and then a delete and a re-insert, so stale work could resurrect or remove rows.
     let deletes = 0;
+    let writesAfterSwap = 0;
     const writes = (async () => {
       let n = 0;
       while (writing) {
+        const after = swapped;
         const id = 1 + (n++ % 60);
         const type = n % 17 === 0 ? 'accounts.deleted' : n % 17 === 1 && n > 17 ? 'accounts.inserted' : 'account.credited';
         if (type === 'accounts.deleted') deletes += 1;
         const payload = type === 'accounts.deleted' ? {} : type === 'accounts.inserted' ? { after: { owner: 'again' } } : { amount: 1 };
         await hs.append(db.pool, { aggregateType: 'account', aggregateId: id, events: [{ type, payload }] });
+        if (after) writesAfterSwap += 1;
       }
     })();
     const url = new URL(db.url);
@@ -79,14 +84,17 @@ describe('rebuild without downtime', () => {
     let reading = true;
     const seen: number[] = [];
     const errors: unknown[] = [];
+    let readsAfterSwap = 0;
     const reads = (async () => {
       while (reading) {
+        const after = swapped;
         try {
           // One relation per query, as applications read (a query locking the table and then a
           // view on it, in the opposite order to the swap, can deadlock with it: see the README).
           const { rows } = await readerClient.query(`SELECT count(*)::int AS n FROM read_models.account_balances`);
           await readerClient.query(`SELECT n FROM read_models.rich_count`);
           seen.push(rows[0].n);
+          if (after) readsAfterSwap += 1;
         } catch (error) {
           errors.push(error);
         }
@@ -94,9 +102,12 @@ describe('rebuild without downtime', () => {
     })();
 
     const result = await rebuildReadModel(config, 'account_balances', { connectionString: db.url, batchSize: 40 });
+    swapped = true;
     expect(result).toMatchObject({ outcome: 'swapped', resumed: false });
     expect(result.events).toBeGreaterThanOrEqual(200);
-    await sleep(300);
+    // Readers and writers go on against the swapped-in table, and the writes include a
+    // delete, whatever the speed of this machine: until then, not for a fixed time.
+    expect(await pollUntil(async () => readsAfterSwap >= 10 && writesAfterSwap >= 20 && deletes > 0, 60_000)).toBe(true);
     reading = false;
     await reads;
     writing = false;
