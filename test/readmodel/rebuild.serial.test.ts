@@ -10,6 +10,7 @@ import { pollUntil } from '../../src/db/pollUntil.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
 import { scratchDir, writeTestConfig } from '../helpers/cli.js';
+import { backendPid, waitUntilBlockedBy, waitUntilWaiting } from '../helpers/locks.js';
 
 // Serial: an updater, writers and readers run through a table swap.
 
@@ -17,7 +18,6 @@ const db = useTestDatabase(import.meta.url);
 const config = resolveConfig(readModelConfig());
 let hs: Hindsight;
 const reader = `hs_reader_${Math.random().toString(36).slice(2, 8)}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   hs = await prepareStore(db, readModelConfig());
@@ -53,6 +53,43 @@ async function expectRowsEqualFreshProjections(): Promise<void> {
       expect([id, row?.balance, row?.sequence]).toEqual([id, fresh.state.balance, fresh.version]);
     }
   }
+}
+
+/**
+ * Lets a rebuild's flushes commit one at a time. Each flush first locks the rebuild's lease
+ * row FOR UPDATE. Two sessions of the test take turns holding that row, one FOR KEY SHARE and
+ * one FOR UPDATE (which conflict), and at each step the next holder queues behind the flush
+ * that waits before the current holder lets go: while the turnstile is shut no flush
+ * commits, and a step lets at most one through. FOR KEY SHARE, taken before the rebuild
+ * starts, lets it take over the (expired) lease, an update of other columns, but not flush.
+ */
+async function flushTurnstile(lease: string): Promise<{ step(): Promise<void>; close(): Promise<void> }> {
+  const sessions = [new pg.Client(db.url), new pg.Client(db.url)] as const;
+  for (const session of sessions) await session.connect();
+  const pids = [await backendPid(sessions[0]), await backendPid(sessions[1])];
+  const modes = ['FOR KEY SHARE', 'FOR UPDATE'];
+  const lock = (i: number) => sessions[i]!.query(`SELECT 1 FROM hindsight.leases WHERE name = $1 ${modes[i]}`, [lease]);
+  let holder = 0;
+  await sessions[holder]!.query('BEGIN');
+  await lock(holder);
+  return {
+    async step() {
+      await waitUntilBlockedBy(db.pool, pids[holder]!, 'a flush of the rebuild');
+      const next = 1 - holder;
+      await sessions[next]!.query('BEGIN');
+      const taken = lock(next);
+      await waitUntilWaiting(db.pool, pids[next]!, 'the next holder of the lease row');
+      await sessions[holder]!.query('COMMIT');
+      await taken;
+      holder = next;
+    },
+    async close() {
+      for (const session of sessions) {
+        await session.query('ROLLBACK').catch(() => undefined);
+        await session.end();
+      }
+    },
+  };
 }
 
 describe('rebuild without downtime', () => {
@@ -138,15 +175,23 @@ describe('rebuild without downtime', () => {
   test('killed mid-build, it resumes from its own checkpoint, not from the start', async () => {
     const cwd = await scratchDir('rebuild');
     await writeTestConfig(cwd, 'readModelConfig');
-    const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../bin/hindsight.js'), 'rebuild', 'account_balances', '--batch-size', '5', '--checkpoint-every', '0', '--database-url', db.url], { cwd, stdio: 'ignore' });
     const applied = async () => Number((await db.pool.query(`SELECT events_applied FROM hindsight.checkpoints WHERE subscriber = 'rebuild:account_balances'`)).rows[0]?.events_applied ?? 0);
-    const deadline = Date.now() + 20_000;
-    while ((await applied()) < 60) {
-      if (Date.now() > deadline) throw new Error('the rebuild made no progress');
-      await sleep(5);
+    // Killed while at least 60 events are built and many more are not, by construction: its
+    // flushes pass a turnstile one at a time, and it is killed while the turnstile is shut.
+    await db.pool.query(
+      `INSERT INTO hindsight.leases (name, owner, expires_at) VALUES ('rebuild:account_balances', 'nobody', now() - interval '1 minute')
+       ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
+    );
+    const turnstile = await flushTurnstile('rebuild:account_balances');
+    try {
+      const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../bin/hindsight.js'), 'rebuild', 'account_balances', '--batch-size', '5', '--checkpoint-every', '0', '--database-url', db.url], { cwd, stdio: 'ignore' });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      while ((await applied()) < 60) await turnstile.step();
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      await turnstile.close();
     }
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
     const before = await applied();
     expect(before).toBeGreaterThanOrEqual(60);
     const { rows: [log] } = await db.pool.query(`SELECT count(*)::int AS n FROM hindsight.events WHERE aggregate_type = 'account'`);
