@@ -149,7 +149,13 @@ describe('listener', () => {
     await waitFor('the 20 updates', async () => ((await events()).length >= before + 20 ? true : undefined));
     await first.stop();
     const second = startListener();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Whatever it streams again comes before a cut marker written now: once its checkpoint has
+    // passed the marker, a duplicate would be in the store.
+    const [{ lsn }] = (await db.pool.query(`SELECT pg_logical_emit_message(true, 'hindsight.cut', 'resumed')::text AS lsn`)).rows;
+    await waitFor('the second listener to pass the cut', async () => {
+      const { rows } = await db.pool.query(`SELECT checkpoint_lsn >= $1::pg_lsn AS passed FROM hindsight.replication_state`, [lsn]);
+      return rows[0].passed ? true : undefined;
+    });
     await second.stop();
     const after = await events();
     expect(after.length).toBe(before + 20);
