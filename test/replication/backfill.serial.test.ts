@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { pollUntil } from '../../src/db/pollUntil.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';
 import { setupReplication } from '../../src/replication/setup.js';
@@ -53,21 +54,33 @@ describe('baseline backfill', () => {
   test('under concurrent writes: each change is either in the imported row or streamed after it, never both, never neither; the listener holds until the baseline commits', async () => {
     const stop = { done: false };
     const writers = [write(stop, 0), write(stop, 1)];
-    await sleep(200);
+    // Writes committed before the backfill starts, so before its snapshot.
+    expect(await pollUntil(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM audit`)).rows[0].n >= 20, 30_000)).toBe(true);
     const logs: string[] = [];
     const controller = new AbortController();
-    const filling = backfill(config, { connectionString: db.url, batchSize: 50 });
-    // A listener started while the baseline is pending holds the stream.
-    for (let i = 0; i < 100; i++) {
-      const { rows } = await db.pool.query(`SELECT 1 FROM hindsight.baselines WHERE status = 'pending'`);
-      if (rows.length > 0) break;
-      await sleep(20);
+    // The import's appends wait while the test holds the events table (SHARE: reads go on),
+    // so the baseline is still pending when the listener starts, however fast the import.
+    const gate = await db.pool.connect();
+    let listening: Promise<void>;
+    let filling: ReturnType<typeof backfill>;
+    try {
+      await gate.query('BEGIN');
+      await gate.query('LOCK TABLE hindsight.events IN SHARE MODE');
+      filling = backfill(config, { connectionString: db.url, batchSize: 50 });
+      expect(await pollUntil(async () => (await db.pool.query(`SELECT 1 FROM hindsight.baselines WHERE status = 'pending'`)).rows.length > 0, 30_000)).toBe(true);
+      // A listener started while the baseline is pending holds the stream.
+      listening = runListener(config, { connectionString: db.url, signal: controller.signal, heartbeatMs: 200, onLog: (line) => logs.push(line) });
+      expect(await pollUntil(async () => logs.some((line) => line.includes('holding the stream')), 30_000)).toBe(true);
+      expect((await db.pool.query(`SELECT status, rows_imported::int AS n FROM hindsight.baselines`)).rows).toEqual([{ status: 'pending', n: 0 }]);
+    } finally {
+      await gate.query('COMMIT');
+      gate.release();
     }
-    const listening = runListener(config, { connectionString: db.url, signal: controller.signal, heartbeatMs: 200, onLog: (line) => logs.push(line) });
     const result = await filling;
-    expect(logs.some((line) => line.includes('holding the stream'))).toBe(true);
     expect(result.imported[0]!.rows).toBeGreaterThan(2500);
-    await sleep(300);
+    // Writes committed after the baseline's snapshot, which only the stream can bring.
+    const afterSnapshot = `SELECT count(*)::int AS n FROM audit a, hindsight.baselines b WHERE b.aggregate_type = 'item' AND NOT pg_visible_in_snapshot(a.xid, b.snapshot)`;
+    expect(await pollUntil(async () => (await db.pool.query(afterSnapshot)).rows[0].n >= 20, 30_000)).toBe(true);
     stop.done = true;
     await Promise.all(writers);
 
