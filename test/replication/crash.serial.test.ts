@@ -67,8 +67,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // A listener still running holds the slot: wait until each is gone (children leave the set on exit).
+  const gone = [...children].map((child) => new Promise((resolve) => child.once('exit', resolve)));
   for (const child of children) child.kill('SIGKILL');
-  await sleep(300);
+  await Promise.all(gone);
   await teardownEventually(db.pool, config);
 });
 
@@ -147,11 +149,14 @@ describe('listener crash safety', () => {
     let kills = 0;
     for (let cycle = 0; cycle < 24 && (kills < 10 || !fired.includes('committed-unacknowledged') || !fired.includes('buffering')); cycle++) {
       // Alternate the failpoints; a failpoint that does not fire in time is replaced by an outside kill.
-      const point = cycle % 2 === 0 ? 'committed-unacknowledged:0.3' : 'buffering:0.05';
+      const name = cycle % 2 === 0 ? 'committed-unacknowledged' : 'buffering';
       // Every third process is `hindsight run`: killed at the same points, it must lose and duplicate nothing either.
-      const { child, exited } = spawnListener(point, cycle % 3 === 2 ? 'run' : 'listen');
-      // A restarted listener first skips what it had already appended, so give the commit failpoint longer.
-      const window = cycle % 2 === 0 ? 2000 + Math.random() * 2000 : 500 + Math.random() * 1500;
+      const { child, exited } = spawnListener(cycle % 2 === 0 ? `${name}:0.3` : `${name}:0.05`, cycle % 3 === 2 ? 'run' : 'listen');
+      // Until a failpoint has fired once, its listener runs until it does (the writers keep it
+      // busy), so both fire whatever the machine's speed; after that, an outside kill at a
+      // random point may come first. A restarted listener first skips what it had already
+      // appended, so give the commit failpoint longer.
+      const window = !fired.includes(name) ? 60_000 : cycle % 2 === 0 ? 2000 + Math.random() * 2000 : 500 + Math.random() * 1500;
       const outcome = await Promise.race([exited, sleep(window).then(() => undefined)]);
       if (!outcome) {
         child.kill('SIGKILL');
@@ -178,7 +183,15 @@ describe('listener crash safety', () => {
       if (n >= audited || Date.now() > until) break;
       await sleep(100);
     }
-    await sleep(500); // anything extra (a duplicate) would arrive now
+    // Anything extra (a duplicate) comes before a cut marker written now: wait until the
+    // listener's checkpoint has passed it.
+    const [{ cut }] = (await db.pool.query(`SELECT pg_logical_emit_message(true, 'hindsight.cut', 'drained')::text AS cut`)).rows;
+    for (const passUntil = Date.now() + 30_000; ; ) {
+      const { rows } = await db.pool.query(`SELECT checkpoint_lsn >= $1::pg_lsn AS passed FROM hindsight.replication_state`, [cut]);
+      if (rows[0].passed) break;
+      if (Date.now() > passUntil) throw new Error('the draining listener did not pass the cut marker');
+      await sleep(100);
+    }
     child.kill('SIGTERM');
     expect((await exited).code).toBe(0);
 
