@@ -121,7 +121,8 @@ describe('the updater', () => {
   test('a running updater picks up each new event on its own, a lone event without the gathering pause, and stops cleanly', async () => {
     // A gathering pause far longer than any wait below: were it taken after a lone event (a
     // batch of fewer than 5), the next event would not be read before the wait gave up. How
-    // soon a lone event is read is a latency: the benchmarks' business (scripts/bench), not a test's.
+    // soon a lone event is read is a latency, measured by the benchmarks (updater lag of a
+    // lone event, scripts/bench/updaterLag.ts), not by a test.
     await createUpdater(config, { connectionString: db.url }).runOnce(); // from the end of the log: every batch below is one event
     const updater = createUpdater(config, { connectionString: db.url, gatherMs: 600_000 });
     const running = updater.run();
