@@ -7,6 +7,7 @@ import { backfill } from '../../src/replication/backfill.js';
 import { setupReplication } from '../../src/replication/setup.js';
 import { startService, type Service } from '../../src/service/runService.js';
 import { migrate } from '../../src/store/migrate.js';
+import { pollFor } from '../helpers/poll.js';
 import { startTestServer, type TestServer } from '../helpers/testServer.js';
 
 // Serial, on a server of its own: the test stops and starts PostgreSQL under a running
@@ -43,15 +44,6 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 interface Readiness {
   ready: boolean;
@@ -75,11 +67,11 @@ describe('hindsight run across a PostgreSQL restart', () => {
     });
     try {
       const base = service.url!;
-      await poll('ready', async () => ((await readyz(base)).status === 200 ? true : undefined));
+      await pollFor('ready', async () => ((await readyz(base)).status === 200 ? true : undefined));
       for (let i = 1; i <= 5; i++) await pool.query(`UPDATE counters SET n = n + 1 WHERE id = $1`, [i]);
 
       await stopEmbeddedServer(server.baseDir, 'fast');
-      const down = await poll('not ready while the server is down', async () => {
+      const down = await pollFor('not ready while the server is down', async () => {
         const r = await readyz(base);
         return r.status === 503 && !r.body.components.listener!.ready ? r : undefined;
       });
@@ -89,13 +81,13 @@ describe('hindsight run across a PostgreSQL restart', () => {
 
       await startEmbeddedServer({ baseDir: server.baseDir });
       for (let i = 1; i <= 5; i++) await pool.query(`UPDATE counters SET n = n + 10 WHERE id = $1`, [i]);
-      await poll('ready again', async () => ((await readyz(base)).status === 200 ? true : undefined));
+      await pollFor('ready again', async () => ((await readyz(base)).status === 200 ? true : undefined));
       const metrics = await (await fetch(`${base}/metrics`)).text();
       const reconnecting = Number(/^hindsight_listener_reconnecting_seconds_total (\S+)$/m.exec(metrics)?.[1]);
       expect(reconnecting).toBeGreaterThan(0);
 
       // Exactly once: 5 opening events and 10 updates, contiguous per aggregate, and the read model has the last state.
-      await poll('every update in the log and the read model', async () => {
+      await pollFor('every update in the log and the read model', async () => {
         const { rows } = await pool.query(`SELECT count(*)::int AS n FROM read_models.counter_values WHERE n = 11`);
         return rows[0].n === 5 ? true : undefined;
       });

@@ -3,6 +3,7 @@ import type { Hindsight } from '../../src/hindsight.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
 import { runBin, scratchDir, startBin, writeTestConfig, type RunningBin } from '../helpers/cli.js';
+import { pollFor } from '../helpers/poll.js';
 
 // Serial: the updater's gap-safe reads wait for every open transaction in the cluster, and
 // a real `hindsight run` process is started, scraped and stopped with signals.
@@ -28,15 +29,6 @@ function startRun(...args: string[]): RunningBin {
   return bin;
 }
 
-async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A metric's value in Prometheus text, or undefined when the series is absent. */
 function metric(text: string, series: string): number | undefined {
@@ -54,7 +46,7 @@ describe('hindsight run', () => {
     const home = await fetch(`${base}/`); // the console shares the listener
     expect(home.status).toBe(200);
     expect(await home.text()).toContain('account_balances');
-    const ready = await poll('the service to be ready', async () => {
+    const ready = await pollFor('the service to be ready', async () => {
       const response = await fetch(`${base}/readyz`);
       return response.status === 200 ? ((await response.json()) as { components: Record<string, { ready: boolean }> }) : undefined;
     });
@@ -64,7 +56,7 @@ describe('hindsight run', () => {
     const first = await (await fetch(`${base}/metrics`)).text(); // the first scrape finds where the log ends
     expect(metric(first, 'hindsight_component_up{component="project"}')).toBe(1);
     for (let i = 0; i < 5; i++) await credit(900 + i);
-    const after = await poll('the metrics to count the five events and the read model to catch up', async () => {
+    const after = await pollFor('the metrics to count the five events and the read model to catch up', async () => {
       const text = await (await fetch(`${base}/metrics`)).text();
       const counted = metric(text, 'hindsight_events_appended_total{type="account",source="app"}') ?? 0;
       const behind = metric(text, 'hindsight_read_model_events_behind{read_model="account_balances"}');

@@ -7,6 +7,7 @@ import { setupReplication } from '../../src/replication/setup.js';
 import { migrate } from '../../src/store/migrate.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { scratchDir, startBin, type RunningBin } from '../helpers/cli.js';
+import { pollFor } from '../helpers/poll.js';
 import { teardownEventually } from '../helpers/replication.js';
 
 // Serial: it creates a replication slot (cluster-wide) and runs two real `hindsight run`
@@ -58,14 +59,10 @@ async function log(check?: string): Promise<Entry[]> {
   return rows;
 }
 
-async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}; the log:\n${JSON.stringify(await log(), null, 1)}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+/** Waits for the schedule log to show something; on a timeout the error carries the whole log. */
+function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  return pollFor(what, probe, { timeoutMs, everyMs: 250, explain: async () => `the log:
+${JSON.stringify(await log(), null, 1)}` });
 }
 
 function startRun(): RunningBin {
