@@ -11,6 +11,7 @@ import { parseKeyType } from './keyTypes.js';
 import { configSchema } from './schema.js';
 import { resolveReadModel, type ReadModel } from '../readmodel/declaration.js';
 import { resolveChecks, type ScheduledCheck } from '../schedule/checks.js';
+import { resolveAlerts, type AlertSettings } from '../alerts/alertSpec.js';
 
 /** One aggregate type's declaration, checked and with its SQL pieces prepared. */
 export interface AggregateType {
@@ -97,6 +98,8 @@ export interface ResolvedConfig {
   readModels: ReadonlyMap<string, ReadModel>;
   /** The scheduled consistency checks `hindsight run` runs, per type and for all types. */
   schedules: ReadonlyArray<ScheduledCheck>;
+  /** Where `hindsight run` sends alerts; undefined: it sends none. */
+  alerts: AlertSettings | undefined;
   /** The file the config came from, for messages. */
   source: string | undefined;
 }
@@ -109,7 +112,8 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
   const where = source ? ` in ${source}` : '';
   const parsed = configSchema.safeParse(input ?? {}, { reportInput: true });
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `  - ${formatPath(issue.path)}: ${issue.message}${given(issue)}`);
+    // Webhook headers may hold secrets: an issue under them never shows what was given.
+    const lines = parsed.error.issues.map((issue) => `  - ${formatPath(issue.path)}: ${issue.message}${underHeaders(issue.path) ? '' : given(issue)}`);
     throw new ConfigError(`invalid config${where}:\n${lines.join('\n')}`);
   }
   const config = parsed.data;
@@ -258,6 +262,7 @@ export function resolveConfig(input: unknown, source?: string): ResolvedConfig {
     replication: config.replication,
     readModels,
     schedules,
+    alerts: resolveAlerts(config.alerts),
     source,
   };
 }
@@ -289,6 +294,10 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';
   for (const part of path) out += typeof part === 'number' ? `[${part}]` : out ? `.${String(part)}` : String(part);
   return out || '(top level)';
+}
+
+function underHeaders(path: ReadonlyArray<PropertyKey>): boolean {
+  return path[0] === 'alerts' && path.includes('headers');
 }
 
 function given(issue: { input?: unknown; code?: string }): string {

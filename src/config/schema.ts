@@ -5,6 +5,7 @@ import { isProjectorDefinition, type ProjectorDefinition } from '../projection/d
 import { parseKeyType } from './keyTypes.js';
 import { readModelSchema } from '../readmodel/declaration.js';
 import { scheduleSpec } from '../schedule/scheduleSpec.js';
+import { alertsSpec } from '../alerts/alertSpec.js';
 
 /**
  * The schema of `hindsight.config.ts` (or .js, .json). One declaration per aggregate
@@ -208,6 +209,8 @@ export const configSchema = z
       })
       .strict()
       .default({ slot: 'hindsight', publication: 'hindsight_legacy' }),
+    /** Webhooks `hindsight run` POSTs alerts to (see README, Alerts). Default: none. */
+    alerts: alertsSpec.optional(),
   })
   .strict();
 
