@@ -3,6 +3,7 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import { quoteIdent } from '../db/identifiers.js';
 import type { VerifyReport } from '../verify/report.js';
 import type { ScheduledCheck } from './checks.js';
+import type { ScheduleEntry } from './scheduleLog.js';
 import { runTick, TICK_TASK, VERIFY_TASK, type VerifyJob } from './tickTask.js';
 import { runCheck } from './verifyTask.js';
 
@@ -21,6 +22,8 @@ export interface SchedulerOptions {
   /** Jobs run at once by this process (the tick and the checks). Default 2. */
   concurrency?: number;
   onRun?: (check: ScheduledCheck, report: VerifyReport) => void;
+  /** After a tick found ticks of a check that no instance ran (once across instances, like the tick). */
+  onMissed?: (checkId: string, missed: ScheduleEntry[]) => void;
   onLog?: (line: string) => void;
 }
 
@@ -43,7 +46,13 @@ export async function startScheduler(config: ResolvedConfig, options: SchedulerO
     [TICK_TASK]: async (payload, helpers) => {
       const scheduledAt = new Date((payload as { _cron?: { ts?: string } })._cron?.ts ?? Date.now());
       const entries = await helpers.withPgClient((client) => runTick(config, client as never, scheduledAt, { workerSchema: quoteIdent(schema), instance: options.instance }));
-      for (const entry of entries) if (entry.event === 'missed') log(`check ${entry.checkId}: missed the tick at ${entry.tick.toISOString()} (no instance was running)`);
+      const missed = new Map<string, ScheduleEntry[]>();
+      for (const entry of entries) {
+        if (entry.event !== 'missed') continue;
+        log(`check ${entry.checkId}: missed the tick at ${entry.tick.toISOString()} (no instance was running)`);
+        missed.set(entry.checkId, [...(missed.get(entry.checkId) ?? []), entry]);
+      }
+      for (const [checkId, list] of missed) options.onMissed?.(checkId, list);
     },
     [VERIFY_TASK]: async (payload, helpers) => {
       await runCheck(config, payload as VerifyJob, { connectionString: options.connectionString, instance: options.instance, signal: helpers.abortSignal, onRun: options.onRun, onLog: log });

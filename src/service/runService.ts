@@ -11,6 +11,9 @@ import { listenerTypes } from '../replication/setup.js';
 import type { ScheduledCheck } from '../schedule/checks.js';
 import { startScheduler, type Scheduler } from '../schedule/scheduler.js';
 import type { VerifyReport } from '../verify/report.js';
+import { createAlerter, type Alerter } from '../alerts/alerter.js';
+import { startMonitor } from '../alerts/monitor.js';
+import { missedAlert, runAlerts } from '../alerts/runAlerts.js';
 import { SERVICE_COMPONENTS, type ServiceComponent } from './components.js';
 import { serviceRoutes } from './health.js';
 import { createServiceMetrics } from './metrics.js';
@@ -28,7 +31,7 @@ import { listenerTracker, type ComponentReadiness, type Readiness, type ServiceS
 
 export interface ServiceLogEntry {
   level: 'info' | 'warn' | 'error';
-  component: 'service' | ServiceComponent | 'http';
+  component: 'service' | ServiceComponent | 'http' | 'alerts';
   message: string;
 }
 
@@ -44,7 +47,9 @@ export interface ServiceOptions {
   shutdownTimeoutMs?: number;
   listener?: Pick<ListenerOptions, 'maxGroupMs' | 'heartbeatMs' | 'failpoint'>;
   updater?: Pick<UpdaterOptions, 'leaseTtlMs' | 'batchSize' | 'gatherMs'>;
-  /** After each scheduled check's run (alerts listen here). */
+  /** Tests: how often the alert monitor reads the status (default 15 s) and the first retry's wait (default 1 s). */
+  alerts?: { monitorIntervalMs?: number; backoffMs?: number };
+  /** After each scheduled check's run (the config's alerts are sent before it is called). */
   onCheckRun?: (check: ScheduledCheck, report: VerifyReport) => void;
   onLog?: (entry: ServiceLogEntry) => void;
 }
@@ -122,6 +127,9 @@ export async function startService(config: ResolvedConfig, options: ServiceOptio
     stopping.abort();
   };
   const running: Array<Promise<unknown>> = [];
+  // Alerts only queue: a slow or absent receiver never holds up the parts that raise them.
+  const alerter: Alerter | undefined = config.alerts && createAlerter(config.alerts, { instance, backoffMs: options.alerts?.backoffMs, onLog: (e) => log('alerts', e.level, e.message) });
+  const monitor = alerter && startMonitor(config, { sql, alert: alerter.alert, intervalMs: options.alerts?.monitorIntervalMs, signal: stopping.signal, onLog: (line) => log('alerts', 'warn', line) });
   if (listener) {
     running.push(
       listen(config, {
@@ -142,7 +150,14 @@ export async function startService(config: ResolvedConfig, options: ServiceOptio
       scheduler = await startScheduler(config, {
         connectionString: options.connectionString,
         instance,
-        onRun: options.onCheckRun,
+        onRun: (check, report) => {
+          if (alerter) for (const input of runAlerts(check, report, config.alerts?.consoleUrl)) alerter.alert(input);
+          options.onCheckRun?.(check, report);
+        },
+        onMissed: (checkId, missed) => {
+          const input = missedAlert(checkId, missed);
+          if (alerter && input) alerter.alert(input);
+        },
         onLog: (line) => log('verify', 'info', line),
       });
       running.push(scheduler.done.catch(failed('verify')));
@@ -156,6 +171,8 @@ export async function startService(config: ResolvedConfig, options: ServiceOptio
     await new Promise<void>((resolve) => (stopping.signal.aborted ? resolve() : stopping.signal.addEventListener('abort', () => resolve(), { once: true })));
     await scheduler?.stop().catch(() => undefined);
     await Promise.all(running);
+    await monitor?.done;
+    await alerter?.stop(5000); // bounded: what is still undelivered after 5 s is logged and dropped
     await http?.close();
     await pool.end().catch(() => undefined);
     if (fatal !== undefined) throw fatal;
