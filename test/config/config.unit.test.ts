@@ -112,7 +112,9 @@ describe('config errors name the key, what was expected and what was given', () 
   });
 });
 
-describe('loading config files', () => {
+// Loading a .ts config transpiles it and what it imports (with 'hindsight', the whole library):
+// seconds on a loaded machine, so these tests get more than the unit project's 5 s.
+describe('loading config files', { timeout: 60_000 }, () => {
   // Inside the repository, so that a config file's own imports (zod) resolve as in a user's project.
   const dir = async () => {
     const parent = path.resolve(import.meta.dirname, '../../node_modules/.cache');
