@@ -4,6 +4,7 @@ import * as projections from './0002_projections.js';
 import * as replication from './0003_replication.js';
 import * as verification from './0004_verification.js';
 import * as schedules from './0005_schedules.js';
+import * as verifyChunks from './0006_verify_chunks.js';
 
 export interface Migration {
   name: string;
@@ -21,4 +22,5 @@ export const migrations: ReadonlyArray<Migration> = [
   { name: '0003_replication', ...replication },
   { name: '0004_verification', ...verification },
   { name: '0005_schedules', ...schedules },
+  { name: '0006_verify_chunks', ...verifyChunks },
 ];

@@ -17,6 +17,8 @@ export interface StoreTables {
   cutoverLog: string;
   scheduleState: string;
   scheduleLog: string;
+  verifyChunkRuns: string;
+  verifyChunks: string;
 }
 
 export function storeTables(quotedSchema: string): StoreTables {
@@ -38,6 +40,8 @@ export function storeTables(quotedSchema: string): StoreTables {
     cutoverLog: `${quotedSchema}.cutover_log`,
     scheduleState: `${quotedSchema}.schedule_state`,
     scheduleLog: `${quotedSchema}.schedule_log`,
+    verifyChunkRuns: `${quotedSchema}.verify_chunk_runs`,
+    verifyChunks: `${quotedSchema}.verify_chunks`,
   };
 }
 
