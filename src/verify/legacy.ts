@@ -39,7 +39,7 @@ export interface LegacyPage {
 }
 
 export type PageSelection =
-  | { kind: 'after'; key: readonly string[] | undefined; limit: number }
+  | { kind: 'after'; key: readonly string[] | undefined; limit: number; upTo?: readonly string[] | undefined }
   | { kind: 'ids'; ids: readonly string[] }
   | { kind: 'sample'; size: number }
   | { kind: 'changed'; since: string; ids: readonly string[]; after: readonly string[] | undefined; limit: number };
@@ -67,8 +67,9 @@ export async function readLegacyPage(
     key ? `(${keyColumns.join(', ')}) > (${key.map((_, i) => `$${first + i}::${keyTypes[i]}`).join(', ')})` : 'true';
   switch (selection.kind) {
     case 'after':
-      text = `${select} WHERE ${afterKey(selection.key, 2)} ${order} LIMIT $1::int`;
-      values = [selection.limit, ...(selection.key ?? [])];
+      // A chunk of a shared run ends at its range's last key ($2, the key columns' text).
+      text = `${select} WHERE ${afterKey(selection.key, 3)} AND ${upToKey(aggregate, keyColumns, '$2::text[]')} ${order} LIMIT $1::int`;
+      values = [selection.limit, selection.upTo ? [...selection.upTo] : null, ...(selection.key ?? [])];
       break;
     case 'ids':
       text = `${select} WHERE ${matchIds(aggregate, '$1::text[]')} ${order}`;
@@ -118,4 +119,22 @@ export function matchIds(aggregate: AggregateType, ids: string): string {
   }
   const parts = aggregate.key.map((k, i) => `(j.v->>${i})::${k.type.sql}`).join(', ');
   return `(${aggregate.key.map((k) => `t.${k.quoted}`).join(', ')}) IN (SELECT ${parts} FROM unnest(${ids}) x, LATERAL (SELECT x::jsonb) j(v))`;
+}
+
+/** SQL true if the key (one SQL expression per key column) is at or before the text array `upTo` (true if NULL). */
+export function upToKey(aggregate: AggregateType, keys: readonly string[], upTo: string): string {
+  const bound = aggregate.key.map((k, i) => `(${upTo})[${i + 1}]::${k.type.sql}`);
+  return `(${upTo} IS NULL OR (${keys.join(', ')}) <= (${bound.join(', ')}))`;
+}
+
+/** SQL true if the key is after the text array `after` (true if NULL). */
+export function afterKeyArray(aggregate: AggregateType, keys: readonly string[], after: string): string {
+  const bound = aggregate.key.map((k, i) => `(${after})[${i + 1}]::${k.type.sql}`);
+  return `(${after} IS NULL OR (${keys.join(', ')}) > (${bound.join(', ')}))`;
+}
+
+/** The key columns' values of a canonical id (SQL text expression), one SQL expression per key column. */
+export function keyOfId(aggregate: AggregateType, id: string): string[] {
+  if (aggregate.key.length === 1) return [`(${id})::${aggregate.key[0]!.type.sql}`];
+  return aggregate.key.map((k, i) => `((${id})::jsonb->>${i})::${k.type.sql}`);
 }

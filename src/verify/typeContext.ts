@@ -6,6 +6,7 @@ import type { StoreTables } from '../store/tables.js';
 import { commitCut, waitForCut } from './cut.js';
 import { configHash } from './history.js';
 import { expiredRules } from './ignore.js';
+import { afterKeyArray, keyOfId, upToKey } from './legacy.js';
 import type { VerifyOptions } from './options.js';
 import { emptyCounts, type Mismatch, type RunMode, type TypeReport } from './report.js';
 
@@ -20,9 +21,17 @@ export interface TypeContext {
   runId: string;
   mode: RunMode;
   options: VerifyOptions;
+  /** A chunk of a shared run: only legacy rows and heads whose key is in this range. */
+  range?: KeyRange;
 }
 
-export function baseReport(ctx: TypeContext, model?: ReadModel): TypeReport {
+/** A key range, as the key columns' text: after `after` (exclusive), up to `upTo` (inclusive); open where undefined. */
+export interface KeyRange {
+  after?: string[];
+  upTo?: string[];
+}
+
+export function baseReport(ctx: Pick<TypeContext, 'aggregate' | 'mode'>, model?: ReadModel): TypeReport {
   const now = new Date().toISOString();
   return {
     aggregateType: ctx.aggregate.type,
@@ -42,7 +51,7 @@ export function baseReport(ctx: TypeContext, model?: ReadModel): TypeReport {
   };
 }
 
-export function incompleteReport(ctx: TypeContext, reason: string, model?: ReadModel): TypeReport {
+export function incompleteReport(ctx: Pick<TypeContext, 'aggregate' | 'mode'>, reason: string, model?: ReadModel): TypeReport {
   return { ...baseReport(ctx, model), outcome: 'incomplete', reason };
 }
 
@@ -63,10 +72,16 @@ export function finished(report: TypeReport, mismatches: Mismatch[]): TypeReport
 
 /** A page of the type's aggregate ids from its heads, in canonical ("C") order after `after`. */
 export async function headsAfter(ctx: TypeContext, after: string | undefined, limit: number): Promise<string[]> {
+  // A chunk takes the heads whose id, turned back into key values, is in its range: the
+  // chunks' ranges cover every key once, so each head is checked by exactly one chunk.
+  const key = keyOfId(ctx.aggregate, 'aggregate_id');
+  const inRange = ctx.range
+    ? `AND ${afterKeyArray(ctx.aggregate, key, '$4::text[]')} AND ${upToKey(ctx.aggregate, key, '$5::text[]')}`
+    : 'AND $4::text[] IS NULL AND $5::text[] IS NULL';
   const rows = await ctx.sql.query<{ id: string }>(
-    `SELECT aggregate_id AS id FROM ${ctx.tables.heads} WHERE aggregate_type = $1::text AND ($2::text IS NULL OR aggregate_id > $2::text)
+    `SELECT aggregate_id AS id FROM ${ctx.tables.heads} WHERE aggregate_type = $1::text AND ($2::text IS NULL OR aggregate_id > $2::text) ${inRange}
      ORDER BY aggregate_id LIMIT $3::int`,
-    [ctx.aggregate.type, after ?? null, limit],
+    [ctx.aggregate.type, after ?? null, limit, ctx.range?.after ?? null, ctx.range?.upTo ?? null],
   );
   return rows.map((r) => r.id);
 }
