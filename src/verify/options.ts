@@ -31,6 +31,33 @@ export interface VerifyOptions {
   /** After each page; a returned promise is waited for. */
   onProgress?: (progress: { aggregateType: string; rows: number; estimatedRows: number }) => void | Promise<void>;
   signal?: AbortSignal;
+  /**
+   * Share the run between workers: each type (full projection runs only) is split into key
+   * ranges that this process works on with this many workers, and that any other process
+   * running `workOnChunks` (every `hindsight run`) may take too. Default: one process, no chunks.
+   */
+  workers?: number;
+  /** Legacy rows per chunk of a shared run. Default 10 pages (10,000 rows). */
+  chunkRows?: number;
+  /** How long a taken chunk is held without its worker renewing it before anyone may retake it. Default 30 s. */
+  chunkLeaseMs?: number;
+  /** Shared runs: after this process takes a chunk, before checking it (crash tests kill the process here). */
+  onChunkTaken?: (chunk: { runId: string; aggregateType: string; chunk: number; attempts: number }) => void | Promise<void>;
+}
+
+/** Checks the shared-run options; they apply to full projection runs only. */
+export function checkWorkers(options: VerifyOptions, mode: RunMode): void {
+  if (options.workers === undefined) return;
+  const whole = (value: number | undefined, path: string, min: number) => {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < min)) throw new ValidationError(`${path} must be a whole number from ${min}, got ${String(value)}`, { path });
+  };
+  whole(options.workers, 'workers', 1);
+  whole(options.chunkRows, 'chunkRows', 1);
+  whole(options.chunkLeaseMs, 'chunkLeaseMs', 100);
+  if (mode !== 'full' || (options.target ?? 'projection') !== 'projection') {
+    throw new ValidationError('workers share full projection runs only: leave out ids, sample, changedSinceLast and a read-model target', { path: 'workers' });
+  }
+  if (options.record === false) throw new ValidationError('a shared run is always recorded (its chunks report through the history): leave out record: false', { path: 'workers' });
 }
 
 /** Validated mode and ids; throws before anything runs on bad options. */

@@ -7,7 +7,8 @@ import { checkTransactionIds } from '../readmodel/restoredClusterGuard.js';
 import { TEXT_SETTINGS } from '../replication/backfill.js';
 import { storeTables } from '../store/tables.js';
 import { recordTypeRun } from './history.js';
-import { readModelTarget, verifyMode, type VerifyOptions } from './options.js';
+import { checkWorkers, readModelTarget, verifyMode, type VerifyOptions } from './options.js';
+import { sharedRun } from './chunks/sharedRun.js';
 import { verifyType } from './projectionPass.js';
 import { verifyReadModel } from './readModelRun.js';
 import { worstOutcome, type TypeReport, type VerifyReport } from './report.js';
@@ -29,6 +30,7 @@ export async function verify(config: ResolvedConfig, input: VerifyOptions): Prom
   const options = { ...input, ids: input.ids ? [...new Set(input.ids)] : undefined };
   const mode = verifyMode(options);
   if (options.types && options.types.length === 0) throw new ValidationError('types is empty: leave it out to verify every type', { path: 'types' });
+  checkWorkers(options, mode);
   const model = readModelTarget(config, options);
   const names = model ? [model.aggregateType] : (options.types ?? [...config.aggregates.keys()]);
   for (const name of names) {
@@ -46,6 +48,10 @@ export async function verify(config: ResolvedConfig, input: VerifyOptions): Prom
       restored = error instanceof Error ? error.message : String(error);
     });
     const types: TypeReport[] = [];
+    if (options.workers !== undefined && !restored) {
+      types.push(...(await sharedRun(config, names, runId, startedAt, options)));
+      return { runId, outcome: worstOutcome(types.map((t) => t.outcome)), types, startedAt, finishedAt: new Date().toISOString() };
+    }
     for (const name of names) {
       const aggregate = config.aggregates.get(name)!;
       const context: TypeContext = { sql, pool, tables, config, aggregate, runId, mode, options };

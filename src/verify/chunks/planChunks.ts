@@ -1,0 +1,61 @@
+import type { AggregateType } from '../../config/resolve.js';
+import type { Sql } from '../../db/queryable.js';
+import type { StoreTables } from '../../store/tables.js';
+import { afterKeyArray } from '../legacy.js';
+
+/** What every chunk of a type's shared run runs with, stored with the run so any worker agrees. */
+export interface ChunkRunOptions {
+  pageSize: number;
+  concurrency: number;
+  lagTimeoutMs: number;
+  leaseMs: number;
+}
+
+/**
+ * Splits a full run of a type into key ranges of `chunkRows` legacy rows each, by keyset
+ * steps in the key columns' own order (each step one index walk of `chunkRows` keys), and
+ * stores the run and its chunks. The last chunk is open-ended, so rows and heads with keys
+ * past the last boundary (inserted since) still belong to exactly one chunk.
+ */
+export async function planChunks(
+  sql: Sql,
+  tables: StoreTables,
+  aggregate: AggregateType,
+  runId: string,
+  startedAt: string,
+  chunkRows: number,
+  options: ChunkRunOptions,
+): Promise<number> {
+  const keys = aggregate.key.map((k) => `t.${k.quoted}`);
+  const bounds: string[][] = [];
+  for (;;) {
+    const [row] = await sql.query<{ key: string[] }>(
+      `SELECT ARRAY[${keys.map((k) => `${k}::text`).join(', ')}] AS key FROM ${aggregate.table.quoted} t
+       WHERE ${afterKeyArray(aggregate, keys, '$1::text[]')} ORDER BY ${keys.join(', ')} OFFSET $2::int LIMIT 1`,
+      [bounds[bounds.length - 1] ?? null, chunkRows - 1],
+    );
+    if (!row) break;
+    bounds.push(row.key);
+  }
+  const [{ heads }] = (await sql.query<{ heads: string }>(`SELECT count(*)::text AS heads FROM ${tables.heads} WHERE aggregate_type = $1::text`, [aggregate.type])) as [
+    { heads: string },
+  ];
+  const chunks = bounds.length + 1;
+  await sql.query(
+    `INSERT INTO ${tables.verifyChunkRuns} (run_id, aggregate_type, options, heads, chunks, started_at)
+     VALUES ($1::uuid, $2::text, $3::jsonb, $4::bigint, $5::int, $6::timestamptz)`,
+    [runId, aggregate.type, JSON.stringify(options), heads, chunks, startedAt],
+  );
+  // Chunk i runs after bound i-1 (exclusive) up to bound i (inclusive); JSON carries the
+  // ragged NULL ends that a text[][] cannot.
+  const ranges = Array.from({ length: chunks }, (_, i) => ({ after: bounds[i - 1] ?? null, upTo: bounds[i] ?? null }));
+  await sql.query(
+    `INSERT INTO ${tables.verifyChunks} (run_id, aggregate_type, chunk, after_key, up_to_key)
+     SELECT $1::uuid, $2::text, (r.ordinality - 1)::int,
+            CASE WHEN jsonb_typeof(r.value->'after') = 'array' THEN ARRAY(SELECT x FROM jsonb_array_elements_text(r.value->'after') WITH ORDINALITY e(x, n) ORDER BY n) END,
+            CASE WHEN jsonb_typeof(r.value->'upTo') = 'array' THEN ARRAY(SELECT x FROM jsonb_array_elements_text(r.value->'upTo') WITH ORDINALITY e(x, n) ORDER BY n) END
+     FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY r`,
+    [runId, aggregate.type, JSON.stringify(ranges)],
+  );
+  return chunks;
+}
