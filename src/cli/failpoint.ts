@@ -11,6 +11,20 @@ export function listenerFailpoint(env: Record<string, string | undefined>): ((po
 }
 
 /**
+ * Crash testing of shared verify runs: HINDSIGHT_VERIFY_FAILPOINT=chunk-taken kills the
+ * process with SIGKILL right after it took its first chunk, before reporting it. Unset in normal use.
+ */
+export function verifyFailpoint(env: Record<string, string | undefined>): (() => void) | undefined {
+  const setting = env.HINDSIGHT_VERIFY_FAILPOINT;
+  if (!setting) return undefined;
+  if (setting !== 'chunk-taken') throw new UsageError(`HINDSIGHT_VERIFY_FAILPOINT must be chunk-taken, got ${JSON.stringify(setting)}`);
+  return () => {
+    fs.writeSync(2, 'failpoint chunk-taken: killing this process\n');
+    process.kill(process.pid, 'SIGKILL');
+  };
+}
+
+/**
  * Crash testing: HINDSIGHT_LISTENER_FAILPOINT=<point>:<probability> kills the listener
  * with SIGKILL at that point with that probability (points: buffering,
  * committed-unacknowledged). Unset in normal use.

@@ -78,6 +78,9 @@ export type Command =
       changedSinceLast: boolean;
       lagTimeoutMs: number | undefined;
       concurrency: number | undefined;
+      workers: number | undefined;
+      chunkRows: number | undefined;
+      chunkLeaseMs: number | undefined;
       jsonl: boolean;
       show: number;
       metricsFile: string | undefined;
@@ -263,6 +266,7 @@ function toCommand(argv: Record<string, unknown>): Command {
         changedSinceLast: Boolean(argv['changed-since-last']),
         lagTimeoutMs: text('lag-timeout') === undefined ? undefined : positiveNumber(required('lag-timeout'), '--lag-timeout') * 1000,
         concurrency: text('concurrency') === undefined ? undefined : wholeNumber(required('concurrency'), '--concurrency'),
+        ...sharedRunOptions(text),
         jsonl: Boolean(argv.jsonl),
         show: wholeNumberOrZero(required('show'), '--show'),
         metricsFile: text('metrics-file'),
@@ -298,4 +302,17 @@ function serviceComponentList(value: string): ServiceComponent[] {
     }
   }
   return [...new Set(parts)] as ServiceComponent[];
+}
+
+/** `verify --workers N [--chunk-rows N] [--chunk-lease S]`: the chunk options need --workers. */
+function sharedRunOptions(text: (name: string) => string | undefined): { workers: number | undefined; chunkRows: number | undefined; chunkLeaseMs: number | undefined } {
+  const workers = text('workers') === undefined ? undefined : wholeNumber(text('workers')!, '--workers');
+  for (const flag of ['chunk-rows', 'chunk-lease']) {
+    if (text(flag) !== undefined && workers === undefined) throw new UsageError(`verify: --${flag} applies to a shared run: give --workers N too`);
+  }
+  return {
+    workers,
+    chunkRows: text('chunk-rows') === undefined ? undefined : wholeNumber(text('chunk-rows')!, '--chunk-rows'),
+    chunkLeaseMs: text('chunk-lease') === undefined ? undefined : Math.round(positiveNumber(text('chunk-lease')!, '--chunk-lease') * 1000),
+  };
 }

@@ -9,6 +9,7 @@ import { exitCodeOf, type Mismatch, type VerifyReport } from '../../verify/repor
 import { verify } from '../../verify/run.js';
 import { cliAggregateId } from '../aggregateId.js';
 import type { CommandContext } from '../context.js';
+import { verifyFailpoint } from '../failpoint.js';
 import { plural } from '../format.js';
 import type { Command } from '../parse.js';
 
@@ -39,6 +40,10 @@ export async function runVerify(ctx: CommandContext, command: VerifyCommand): Pr
     changedSinceLast: command.changedSinceLast,
     lagTimeoutMs: command.lagTimeoutMs,
     concurrency: command.concurrency,
+    workers: command.workers,
+    chunkRows: command.chunkRows,
+    chunkLeaseMs: command.chunkLeaseMs,
+    onChunkTaken: verifyFailpoint(ctx.io.env),
     signal: ctx.io.signal,
     onProgress: bar
       ? (p) => ctx.io.stderr(`\r${`${p.aggregateType}: ${p.rows.toLocaleString('en-US')}${p.estimatedRows > 0 ? ` of about ${p.estimatedRows.toLocaleString('en-US')}` : ''} rows read`.padEnd(80)}`)
