@@ -58,6 +58,8 @@ export type { SetupResult, ReplicationStatus, PreflightProblem } from './replica
 // Verification
 export { verify } from './verify/run.js';
 export type { VerifyOptions } from './verify/run.js';
+export { workOnChunks } from './verify/chunks/chunkWorkers.js';
+export type { ChunkWorkerOptions } from './verify/chunks/chunkWorkers.js';
 export type { StoredRun } from './verify/history.js';
 export { verifyMetrics } from './verify/metrics.js';
 export { exitCodeOf } from './verify/report.js';
