@@ -15,6 +15,7 @@ const SHIPPED: Record<string, string> = {
   '0003_replication.ts': 'c1e47d852cd4e6097a4ffff5130e8cb62843ce359850b68308c3d4f70ee80d2c',
   '0004_verification.ts': '46a56abd8b90ed1d19ecc97240dc7f0ed22f71d9fe96607c7b6f6ec25a98fa14',
   '0005_schedules.ts': '6d1ab4bf7718780bd13d440d0c40023c209cf63389e4569faad6ff62e323b2d0',
+  '0006_verify_chunks.ts': '6b11581d0ea7b0e1c3bbe555d316b2d52be5694c1e80c100d4fc1db49aff1231',
 };
 
 const folder = path.resolve(import.meta.dirname, '../../migrations');
