@@ -179,3 +179,19 @@ describe('replication, backfill and listen', () => {
     expect((help as { text: string }).text).toMatch(/--http[\s\S]*--token[\s\S]*HINDSIGHT_HTTP_TOKEN/);
   });
 });
+
+describe('verify shared by workers, and run', () => {
+  test('--workers takes a whole number; the chunk options need it', async () => {
+    expect((await command(['verify', 'account', '--workers', '3', '--chunk-rows', '5000', '--chunk-lease', '2.5'])).command).toMatchObject({ workers: 3, chunkRows: 5000, chunkLeaseMs: 2500 });
+    expect((await command(['verify', 'account'])).command).toMatchObject({ workers: undefined, chunkRows: undefined });
+    expect(await usageError(['verify', 'account', '--chunk-rows', '5000'])).toMatch(/--chunk-rows applies to a shared run: give --workers N too/);
+    expect(await usageError(['verify', 'account', '--workers', '0'])).toMatch(/--workers must be a whole number from 1/);
+  });
+
+  test('run: defaults, --no-http, and --only checked part by part', async () => {
+    expect((await command(['run'])).command).toMatchObject({ name: 'run', only: undefined, http: '127.0.0.1:9464', shutdownTimeoutMs: 30_000, logLevel: 'info' });
+    expect((await command(['run', '--no-http', '--only', 'project,verify,project'])).command).toMatchObject({ http: undefined, only: ['project', 'verify'] });
+    expect(await usageError(['run', '--shutdown-timeout', '0'])).toMatch(/--shutdown-timeout must be a positive number/);
+    expect(await usageError(['run', '--log-level', 'loud'])).toMatch(/Invalid values|Choices/);
+  });
+});
