@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,cli,run]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,cli,run,verify-workers]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -9,7 +9,7 @@ import { benchCapture, captureTable, UPDATER_PAIRS, updaterTable } from './captu
 import { benchProjectOne, benchRebuild } from './projections.js';
 import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
 import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.js';
-import { benchVerify } from './verify.js';
+import { benchVerify, benchVerifyWorkers } from './verify.js';
 import { benchCli, cliTable } from './cli.js';
 
 async function main() {
@@ -39,6 +39,20 @@ async function main() {
         'the change in B/A is B/A of the table above times the median with/alone ratio, minus B/A.',
         '',
         updaterTable(results),
+        '',
+      );
+    }
+    if (only.has('verify-workers')) {
+      const result = await benchVerifyWorkers(server.url, log);
+      out.push(
+        `### Verify shared by workers (${date})`,
+        '',
+        `A full, recorded verify of ${fmt(result.rows)} aggregates (one opening event each), one run after the other.`,
+        '',
+        '| run | seconds | aggregates/s |',
+        '| --- | --- | --- |',
+        `| one process (no chunks) | ${result.single.toFixed(1)} | ${fmt(result.rows / result.single)} |`,
+        ...result.workers.map((w) => `| --workers ${w.workers} | ${w.seconds.toFixed(1)} | ${fmt(result.rows / w.seconds)} |`),
         '',
       );
     }
