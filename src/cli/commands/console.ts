@@ -1,6 +1,7 @@
 import { consoleRoutes } from '../../console/routes.js';
 import { startHttpServer } from '../../http/server.js';
 import type { CommandContext } from '../context.js';
+import { untilAborted } from '../untilAborted.js';
 import type { Command } from '../parse.js';
 
 /**
@@ -21,20 +22,11 @@ export async function runConsole(ctx: CommandContext, command: Extract<Command, 
     try {
       const how = token ? '; every request needs the token: open any page once with ?token=<the token>, or send Authorization: Bearer <the token>' : '';
       ctx.print(`console at ${server.url}/ (read-only${how}); stop with Ctrl-C or SIGTERM`, { url: `${server.url}/`, token: token !== undefined });
-      await stopped(ctx.io.signal);
+      await untilAborted(ctx.io.signal);
     } finally {
       await server.close();
     }
     ctx.note('console stopped');
     return 0;
-  });
-}
-
-/** Resolves when the signal aborts (never without one: the process is then ended from outside). */
-function stopped(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (!signal) return;
-    if (signal.aborted) return resolve();
-    signal.addEventListener('abort', () => resolve(), { once: true });
   });
 }

@@ -4,6 +4,7 @@ import { consoleRoutes } from '../../console/routes.js';
 import type { Route } from '../../http/server.js';
 import { startService, type ServiceLogEntry } from '../../service/runService.js';
 import type { CommandContext } from '../context.js';
+import { untilAborted } from '../untilAborted.js';
 import type { Command } from '../parse.js';
 import { listenerFailpoint } from '../failpoint.js';
 import { createServiceLogger, type ServiceLogger } from '../serviceLogger.js';
@@ -40,7 +41,7 @@ async function serve(
   });
   if (service.url) ctx.note(`hindsight run: ${service.components.join(', ')}; console on ${service.url}/, metrics on ${service.url}/metrics; stop with Ctrl-C or SIGTERM`);
   const signal = ctx.io.signal;
-  const stopped = new Promise<void>((resolve) => (signal?.aborted ? resolve() : signal?.addEventListener('abort', () => resolve(), { once: true })));
+  const stopped = untilAborted(signal);
   const outcome = await Promise.race([stopped.then(() => 'signal' as const), service.done.then(() => 'done' as const, (error: unknown) => ({ error }))]);
   if (outcome !== 'signal' && outcome !== 'done') {
     await service.stop().catch(() => undefined);
