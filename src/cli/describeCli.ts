@@ -125,6 +125,7 @@ export function describeCli(args: string[]): Argv {
         .option('changed-since-last', { type: 'boolean', describe: 'only aggregates with events since the last complete run, those it found mismatched, and rows whose verify.updatedAt is later' })
         .option('lag-timeout', { type: 'string', describe: 'listener types: seconds to wait for the listener to reach the cut (default 30)' })
         .option('concurrency', { type: 'string', describe: 'pages of legacy rows compared at once (default 2)' })
+        .option('pause-ms', { type: 'string', describe: 'milliseconds to wait after each page, leaving the database to live traffic (default 0)' })
         .option('workers', { type: 'string', describe: 'share the run: split each type into key-range chunks worked on by this many local workers (and by any hindsight run)' })
         .option('chunk-rows', { type: 'string', describe: 'with --workers: legacy rows per chunk (default 10,000)' })
         .option('chunk-lease', { type: 'string', describe: "with --workers: seconds a chunk stays with a worker that stopped renewing it before another retakes it (default 30)" })
@@ -161,6 +162,7 @@ export function describeCli(args: string[]): Argv {
         .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info', describe: 'the least severe log line written (JSON lines; readable on a terminal)' })
         .option('lease-ttl', { type: 'string', describe: 'project: seconds a read model\'s lease lives without renewal (default 10)' })
         .option('heartbeat', { type: 'string', describe: 'listener: seconds between heartbeat messages while idle (default 10)' })
+        .option('instance', { type: 'string', describe: "names this process in leases, the schedule log, verify chunks and alerts (default host:pid:random)" })
         .example('$0 run', 'everything the config declares, metrics on 127.0.0.1:9464')
         .example('$0 run --only listener,project --http 0.0.0.0:9464 --token "$TOKEN"', 'two parts, reachable from other hosts'),
     )

@@ -78,6 +78,7 @@ export type Command =
       changedSinceLast: boolean;
       lagTimeoutMs: number | undefined;
       concurrency: number | undefined;
+      pauseMs: number | undefined;
       workers: number | undefined;
       chunkRows: number | undefined;
       chunkLeaseMs: number | undefined;
@@ -104,6 +105,7 @@ export type Command =
       logLevel: 'debug' | 'info' | 'warn' | 'error';
       leaseTtlMs: number | undefined;
       heartbeatMs: number | undefined;
+      instance: string | undefined;
     }
   | { name: 'console'; http: string; token: string | undefined }
   | { name: 'demo' };
@@ -266,6 +268,7 @@ function toCommand(argv: Record<string, unknown>): Command {
         changedSinceLast: Boolean(argv['changed-since-last']),
         lagTimeoutMs: text('lag-timeout') === undefined ? undefined : positiveNumber(required('lag-timeout'), '--lag-timeout') * 1000,
         concurrency: text('concurrency') === undefined ? undefined : wholeNumber(required('concurrency'), '--concurrency'),
+        pauseMs: text('pause-ms') === undefined ? undefined : wholeNumberOrZero(required('pause-ms'), '--pause-ms'),
         ...sharedRunOptions(text),
         jsonl: Boolean(argv.jsonl),
         show: wholeNumberOrZero(required('show'), '--show'),
@@ -288,6 +291,7 @@ function toCommand(argv: Record<string, unknown>): Command {
         logLevel: argv['log-level'] as 'debug' | 'info' | 'warn' | 'error',
         leaseTtlMs: text('lease-ttl') === undefined ? undefined : positiveNumber(required('lease-ttl'), '--lease-ttl') * 1000,
         heartbeatMs: text('heartbeat') === undefined ? undefined : positiveNumber(required('heartbeat'), '--heartbeat') * 1000,
+        instance: text('instance') === undefined ? undefined : instanceName(required('instance')),
       };
     default:
       throw new UsageError(`unknown command ${JSON.stringify(name)}`);
@@ -302,6 +306,12 @@ function serviceComponentList(value: string): ServiceComponent[] {
     }
   }
   return [...new Set(parts)] as ServiceComponent[];
+}
+
+/** `run --instance`: it names the process in leases, the schedule log, chunks and alerts, and chunk workers append "/<random>". */
+function instanceName(raw: string): string {
+  if (!/^[A-Za-z0-9_.:@-]{1,100}$/.test(raw)) throw new UsageError(`--instance must be 1 to 100 letters, digits or _ . : @ -, got ${JSON.stringify(raw)}`);
+  return raw;
 }
 
 /** `verify --workers N [--chunk-rows N] [--chunk-lease S]`: the chunk options need --workers. */

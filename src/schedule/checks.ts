@@ -13,7 +13,19 @@ export interface ScheduledCheck {
   timezone: string;
   onMissed: 'record' | 'run-once';
   lagTimeoutMs: number | undefined;
+  concurrency: number;
+  pauseMs: number;
+  /**
+   * Full projection checks are shared runs: split into key ranges of this many legacy rows
+   * that every `hindsight run` instance takes from; undefined for the other checks, which
+   * run whole in the instance that took the tick's job.
+   */
+  chunkRows: number | undefined;
+  chunkLeaseMs: number | undefined;
 }
+
+/** Legacy rows per chunk of a scheduled full check, unless its spec says otherwise. */
+export const DEFAULT_CHUNK_ROWS = 10_000;
 
 /** The checks of one schedule list; `type` is undefined for the top-level one (every type). */
 export function resolveChecks(specs: readonly ScheduleSpec[], type: string | undefined): ScheduledCheck[] {
@@ -29,6 +41,10 @@ export function resolveChecks(specs: readonly ScheduleSpec[], type: string | und
       timezone: spec.timezone,
       onMissed: spec.onMissed,
       lagTimeoutMs: spec.lagTimeout === undefined ? undefined : spec.lagTimeout * 1000,
+      concurrency: spec.concurrency,
+      pauseMs: spec.pauseMs,
+      chunkRows: spec.mode === 'full' && target === 'projection' ? (spec.chunkRows ?? DEFAULT_CHUNK_ROWS) : undefined,
+      chunkLeaseMs: spec.chunkLease === undefined ? undefined : Math.round(spec.chunkLease * 1000),
     };
   });
 }

@@ -30,6 +30,14 @@ export const scheduleSpec = z
     onMissed: z.enum(['record', 'run-once']).default('record'),
     /** Seconds a listener or both type waits for the listener to reach its cut. Default 30. */
     lagTimeout: z.number().positive().optional(),
+    /** Pages of legacy rows compared at once. Default 1: a check beside live traffic takes one core at most. */
+    concurrency: z.number().int().min(1).max(64).default(1),
+    /** Milliseconds to wait after each page of 1,000 rows (and each chunk), leaving the database to the writers. Default 0. */
+    pauseMs: z.number().int().min(0).max(60_000).default(0),
+    /** Full projection checks: legacy rows per chunk that any instance may take. Default 10,000. */
+    chunkRows: z.number().int().min(1).optional(),
+    /** Full projection checks: seconds before a chunk whose instance stopped renewing it (it died) is retaken. Default 30. */
+    chunkLease: z.number().min(0.1).max(3600).optional(),
   })
   .strict()
   .superRefine((spec, ctx) => {
@@ -37,6 +45,9 @@ export const scheduleSpec = z
     if (spec.mode !== 'sample' && spec.sample !== undefined) ctx.addIssue({ code: 'custom', path: ['sample'], message: 'sample goes with mode "sample" only' });
     if (spec.target && spec.target !== 'projection' && spec.mode !== 'full') {
       ctx.addIssue({ code: 'custom', path: ['mode'], message: 'a read-model target is verified whole: mode "full"' });
+    }
+    if ((spec.chunkRows !== undefined || spec.chunkLease !== undefined) && (spec.mode !== 'full' || (spec.target ?? 'projection') !== 'projection')) {
+      ctx.addIssue({ code: 'custom', path: ['chunkRows'], message: 'only full projection checks are split into chunks: leave chunkRows and chunkLease out' });
     }
   });
 

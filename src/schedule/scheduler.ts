@@ -2,6 +2,8 @@ import { Logger, parseCronItems, run, type Runner, type Task } from 'graphile-wo
 import type { ResolvedConfig } from '../config/resolve.js';
 import { quoteIdent } from '../db/identifiers.js';
 import type { VerifyReport } from '../verify/report.js';
+import type { ChunkWorkerOptions } from '../verify/chunks/chunkWorkers.js';
+import { startChunkHelper, type LocalChunkWork } from './chunkHelper.js';
 import type { ScheduledCheck } from './checks.js';
 import type { ScheduleEntry } from './scheduleLog.js';
 import { runTick, TICK_TASK, VERIFY_TASK, type VerifyJob } from './tickTask.js';
@@ -25,6 +27,10 @@ export interface SchedulerOptions {
   /** After a tick found ticks of a check that no instance ran (once across instances, like the tick). */
   onMissed?: (checkId: string, missed: ScheduleEntry[]) => void;
   onLog?: (line: string) => void;
+  /** After this process took a chunk of a shared run, before checking it (crash tests kill the process here). */
+  onChunkTaken?: ChunkWorkerOptions['onChunkTaken'];
+  /** How often the chunk helper looks for chunks nobody works on. Default 2,000 ms. */
+  chunkPollMs?: number;
 }
 
 export interface Scheduler {
@@ -42,6 +48,7 @@ export function workerSchema(config: ResolvedConfig): string {
 export async function startScheduler(config: ResolvedConfig, options: SchedulerOptions): Promise<Scheduler> {
   const log = options.onLog ?? (() => undefined);
   const schema = workerSchema(config);
+  const local: LocalChunkWork = { busy: 0 };
   const taskList: Record<string, Task> = {
     [TICK_TASK]: async (payload, helpers) => {
       const scheduledAt = new Date((payload as { _cron?: { ts?: string } })._cron?.ts ?? Date.now());
@@ -55,7 +62,7 @@ export async function startScheduler(config: ResolvedConfig, options: SchedulerO
       for (const [checkId, list] of missed) options.onMissed?.(checkId, list);
     },
     [VERIFY_TASK]: async (payload, helpers) => {
-      await runCheck(config, payload as VerifyJob, { connectionString: options.connectionString, instance: options.instance, signal: helpers.abortSignal, onRun: options.onRun, onLog: log });
+      await runCheck(config, payload as VerifyJob, { connectionString: options.connectionString, instance: options.instance, signal: helpers.abortSignal, onRun: options.onRun, onLog: log, local, onChunkTaken: options.onChunkTaken });
     },
   };
   const runner: Runner = await run({
@@ -73,8 +80,13 @@ export async function startScheduler(config: ResolvedConfig, options: SchedulerO
       if (level === 'error' || level === 'warning') log(`scheduler: ${message}`);
     }),
   });
+  const helping = new AbortController();
+  const helper = startChunkHelper(config, { connectionString: options.connectionString, instance: options.instance, local, signal: helping.signal, pollMs: options.chunkPollMs, onChunkTaken: options.onChunkTaken, onLog: log });
   return {
-    done: runner.promise,
-    stop: () => runner.stop(),
+    done: Promise.all([runner.promise, helper.done]).then(() => undefined),
+    stop: async () => {
+      helping.abort(); // a chunk in hand is handed back for another worker
+      await Promise.all([runner.stop(), helper.done]);
+    },
   };
 }

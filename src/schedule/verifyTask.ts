@@ -4,6 +4,8 @@ import { toSql } from '../db/queryable.js';
 import { storeTables } from '../store/tables.js';
 import type { VerifyReport } from '../verify/report.js';
 import { verify } from '../verify/run.js';
+import type { ChunkWorkerOptions } from '../verify/chunks/chunkWorkers.js';
+import type { LocalChunkWork } from './chunkHelper.js';
 import type { ScheduledCheck } from './checks.js';
 import { logSchedule } from './scheduleLog.js';
 import type { VerifyJob } from './tickTask.js';
@@ -15,6 +17,9 @@ export interface CheckRunOptions {
   /** After a run finished (clean or not): alerts and metrics listen here. */
   onRun?: (check: ScheduledCheck, report: VerifyReport) => void;
   onLog?: (line: string) => void;
+  /** Shared with this process's chunk helper: a full check's run counts as chunk work. */
+  local?: LocalChunkWork;
+  onChunkTaken?: ChunkWorkerOptions['onChunkTaken'];
 }
 
 /**
@@ -45,6 +50,8 @@ export async function runCheck(config: ResolvedConfig, job: VerifyJob, options: 
     }
     await logSchedule(sql, tables, [{ checkId: check.id, tick, event: 'started', instance: options.instance }]);
     log(`check ${check.id}: running for the tick at ${tick.toISOString()}`);
+    const shared = check.chunkRows !== undefined;
+    if (shared && options.local) options.local.busy += 1;
     try {
       const report = await verify(config, {
         connectionString: options.connectionString,
@@ -53,6 +60,11 @@ export async function runCheck(config: ResolvedConfig, job: VerifyJob, options: 
         sample: check.sample,
         changedSinceLast: check.mode === 'changed-since-last' || undefined,
         lagTimeoutMs: check.lagTimeoutMs,
+        concurrency: check.concurrency,
+        pauseMs: check.pauseMs,
+        // A full check is a shared run: this instance works on it with one worker, every
+        // other instance's chunk helper joins in, and a dead worker's chunk is retaken.
+        ...(shared ? { workers: 1, chunkRows: check.chunkRows, chunkLeaseMs: check.chunkLeaseMs, onChunkTaken: options.onChunkTaken, instance: options.instance } : {}),
         signal: options.signal,
       });
       await logSchedule(sql, tables, [{ checkId: check.id, tick, event: 'finished', runId: report.runId, outcome: report.outcome, instance: options.instance }]);
@@ -62,6 +74,8 @@ export async function runCheck(config: ResolvedConfig, job: VerifyJob, options: 
       const detail = error instanceof Error ? error.message : String(error);
       await logSchedule(sql, tables, [{ checkId: check.id, tick, event: 'failed', detail, instance: options.instance }]);
       log(`check ${check.id}: failed: ${detail}`);
+    } finally {
+      if (shared && options.local) options.local.busy -= 1;
     }
   } finally {
     await lock.end().catch(() => undefined); // ends the session, and with it the advisory lock

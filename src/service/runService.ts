@@ -9,7 +9,7 @@ import { createUpdater, type Updater, type UpdaterOptions } from '../readmodel/u
 import { listen, type ListenerOptions } from '../replication/listener.js';
 import { listenerTypes } from '../replication/setup.js';
 import type { ScheduledCheck } from '../schedule/checks.js';
-import { startScheduler, type Scheduler } from '../schedule/scheduler.js';
+import { startScheduler, type Scheduler, type SchedulerOptions } from '../schedule/scheduler.js';
 import type { VerifyReport } from '../verify/report.js';
 import { createAlerter, type Alerter } from '../alerts/alerter.js';
 import { startMonitor } from '../alerts/monitor.js';
@@ -47,6 +47,8 @@ export interface ServiceOptions {
   shutdownTimeoutMs?: number;
   listener?: Pick<ListenerOptions, 'maxGroupMs' | 'heartbeatMs' | 'failpoint'>;
   updater?: Pick<UpdaterOptions, 'leaseTtlMs' | 'batchSize' | 'gatherMs'>;
+  /** The scheduled checks' chunk work: the crash tests' hook, and how often idle instances look for chunks. */
+  verify?: Pick<SchedulerOptions, 'onChunkTaken' | 'chunkPollMs'>;
   /** Tests: how often the alert monitor reads the status (default 15 s) and the first retry's wait (default 1 s). */
   alerts?: { monitorIntervalMs?: number; backoffMs?: number };
   /** After each scheduled check's run (the config's alerts are sent before it is called). */
@@ -150,6 +152,7 @@ export async function startService(config: ResolvedConfig, options: ServiceOptio
       scheduler = await startScheduler(config, {
         connectionString: options.connectionString,
         instance,
+        ...options.verify,
         onRun: (check, report) => {
           if (alerter) for (const input of runAlerts(check, report, config.alerts?.consoleUrl)) alerter.alert(input);
           options.onCheckRun?.(check, report);

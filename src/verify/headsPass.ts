@@ -4,7 +4,7 @@ import { CLASS_OF_MISSING } from './explain.js';
 import { aggregateRule } from './ignore.js';
 import { readLegacyPage } from './legacy.js';
 import type { Mismatch, TypeReport } from './report.js';
-import { headsAfter, Incomplete, passCut, type TypeContext } from './typeContext.js';
+import { headsAfter, Incomplete, pace, passCut, type TypeContext } from './typeContext.js';
 import { foldVisible } from './visibleFolds.js';
 
 /**
@@ -37,6 +37,7 @@ export async function missingInLegacy(
     const unseen = ids.filter((id) => !seen.has(id));
     if (unseen.length > 0) mismatches.push(...(await checkUnseen(ctx, columns, report, seen, unseen)));
     if (given ? given.length === 0 : ids.length < pageSize) break;
+    await pace(ctx);
   }
   return mismatches;
 }

@@ -26,6 +26,11 @@ export interface VerifyOptions {
   concurrency?: number;
   /** Legacy rows per page (each page is one snapshot). Default 1,000. */
   pageSize?: number;
+  /**
+   * Milliseconds to wait after each page before reading the next: a run beside live
+   * traffic (a scheduled check) leaves the database's cores to the writers in between. Default 0.
+   */
+  pauseMs?: number;
   /** Store the run in the history. Default true. */
   record?: boolean;
   /** After each page; a returned promise is waited for. */
@@ -41,6 +46,8 @@ export interface VerifyOptions {
   chunkRows?: number;
   /** How long a taken chunk is held without its worker renewing it before anyone may retake it. Default 30 s. */
   chunkLeaseMs?: number;
+  /** Shared runs: names this process in verify_chunks.worker. Default host:pid. */
+  instance?: string;
   /** Shared runs: after this process takes a chunk, before checking it (crash tests kill the process here). */
   onChunkTaken?: (chunk: { runId: string; aggregateType: string; chunk: number; attempts: number }) => void | Promise<void>;
 }
@@ -58,6 +65,16 @@ export function checkWorkers(options: VerifyOptions, mode: RunMode): void {
     throw new ValidationError('workers share full projection runs only: leave out ids, sample, changedSinceLast and a read-model target', { path: 'workers' });
   }
   if (options.record === false) throw new ValidationError('a shared run is always recorded (its chunks report through the history): leave out record: false', { path: 'workers' });
+}
+
+/** The pacing options, checked before anything runs. */
+export function checkPacing(options: Pick<VerifyOptions, 'concurrency' | 'pageSize' | 'pauseMs'>): void {
+  const whole = (value: number | undefined, path: string, min: number) => {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < min)) throw new ValidationError(`${path} must be a whole number from ${min}, got ${String(value)}`, { path });
+  };
+  whole(options.concurrency, 'concurrency', 1);
+  whole(options.pageSize, 'pageSize', 1);
+  whole(options.pauseMs, 'pauseMs', 0);
 }
 
 /** Validated mode and ids; throws before anything runs on bad options. */

@@ -4,7 +4,7 @@ import { missingInLegacy } from './headsPass.js';
 import { lastCompleteRun } from './history.js';
 import { readLegacyPage, type LegacyPage, type PageSelection } from './legacy.js';
 import { outcomeOf, type Mismatch, type TypeReport } from './report.js';
-import { baseReport, checkListenerState, finished, Incomplete, refuseExpired, type TypeContext } from './typeContext.js';
+import { baseReport, checkListenerState, finished, Incomplete, pace, refuseExpired, type TypeContext } from './typeContext.js';
 
 /** A projection run of one type: the legacy rows page by page, then the heads pass. */
 
@@ -78,6 +78,7 @@ export async function projectionPasses(ctx: TypeContext, report: TypeReport, pag
     const last = page.rows[page.rows.length - 1];
     if (!last || selection.kind === 'ids' || selection.kind === 'sample' || page.rows.length < pageSize) break;
     after = last.key;
+    await pace(ctx);
   }
   } finally {
     // A failed or cancelled page must not leave others running into the next type or the report.

@@ -7,7 +7,7 @@ import { checkTransactionIds } from '../readmodel/restoredClusterGuard.js';
 import { TEXT_SETTINGS } from '../replication/backfill.js';
 import { storeTables } from '../store/tables.js';
 import { recordTypeRun } from './history.js';
-import { checkWorkers, readModelTarget, verifyMode, type VerifyOptions } from './options.js';
+import { checkPacing, checkWorkers, readModelTarget, verifyMode, type VerifyOptions } from './options.js';
 import { sharedRun } from './chunks/sharedRun.js';
 import { verifyType } from './projectionPass.js';
 import { verifyReadModel } from './readModelRun.js';
@@ -30,6 +30,7 @@ export async function verify(config: ResolvedConfig, input: VerifyOptions): Prom
   const options = { ...input, ids: input.ids ? [...new Set(input.ids)] : undefined };
   const mode = verifyMode(options);
   if (options.types && options.types.length === 0) throw new ValidationError('types is empty: leave it out to verify every type', { path: 'types' });
+  checkPacing(options);
   checkWorkers(options, mode);
   const model = readModelTarget(config, options);
   const names = model ? [model.aggregateType] : (options.types ?? [...config.aggregates.keys()]);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
 import type { Sql } from '../db/queryable.js';
@@ -53,6 +54,12 @@ export function baseReport(ctx: Pick<TypeContext, 'aggregate' | 'mode'>, model?:
 
 export function incompleteReport(ctx: Pick<TypeContext, 'aggregate' | 'mode'>, reason: string, model?: ReadModel): TypeReport {
   return { ...baseReport(ctx, model), outcome: 'incomplete', reason };
+}
+
+/** The pause between pages (`pauseMs`); a cancel ends it early, and the next page's check sees the cancel. */
+export async function pace(ctx: TypeContext): Promise<void> {
+  const ms = ctx.options.pauseMs ?? 0;
+  if (ms > 0) await sleep(ms, undefined, { signal: ctx.options.signal }).catch(() => undefined);
 }
 
 /** Stops a type's run: it is incomplete for this reason. */

@@ -186,6 +186,8 @@ describe('verify shared by workers, and run', () => {
     expect((await command(['verify', 'account'])).command).toMatchObject({ workers: undefined, chunkRows: undefined });
     expect(await usageError(['verify', 'account', '--chunk-rows', '5000'])).toMatch(/--chunk-rows applies to a shared run: give --workers N too/);
     expect(await usageError(['verify', 'account', '--workers', '0'])).toMatch(/--workers must be a whole number from 1/);
+    expect((await command(['verify', 'account', '--pause-ms', '25'])).command).toMatchObject({ pauseMs: 25 });
+    expect(await usageError(['verify', 'account', '--pause-ms', '-1'])).toMatch(/--pause-ms/);
   });
 
   test('run: defaults, --no-http, and --only checked part by part', async () => {
@@ -193,5 +195,7 @@ describe('verify shared by workers, and run', () => {
     expect((await command(['run', '--no-http', '--only', 'project,verify,project'])).command).toMatchObject({ http: undefined, only: ['project', 'verify'] });
     expect(await usageError(['run', '--shutdown-timeout', '0'])).toMatch(/--shutdown-timeout must be a positive number/);
     expect(await usageError(['run', '--log-level', 'loud'])).toMatch(/Invalid values|Choices/);
+    expect((await command(['run', '--instance', 'web-1.eu:a'])).command).toMatchObject({ instance: 'web-1.eu:a' });
+    expect(await usageError(['run', '--instance', 'a/b'])).toMatch(/--instance must be 1 to 100 letters, digits or _ \. : @ -, got "a\/b"/);
   });
 });

@@ -6,7 +6,7 @@ import { startService, type ServiceLogEntry } from '../../service/runService.js'
 import type { CommandContext } from '../context.js';
 import { untilAborted } from '../untilAborted.js';
 import type { Command } from '../parse.js';
-import { listenerFailpoint } from '../failpoint.js';
+import { listenerFailpoint, verifyFailpoint } from '../failpoint.js';
 import { createServiceLogger, type ServiceLogger } from '../serviceLogger.js';
 
 type RunCommand = Extract<Command, { name: 'run' }>;
@@ -33,9 +33,11 @@ async function serve(
   const service = await startService(config, {
     connectionString: await ctx.databaseUrl(),
     only: command.only,
+    instance: command.instance,
     http: command.http === undefined ? undefined : { listen: command.http, token, routes },
     shutdownTimeoutMs: command.shutdownTimeoutMs,
     listener: { heartbeatMs: command.heartbeatMs, failpoint: listenerFailpoint(ctx.io.env) },
+    verify: { onChunkTaken: verifyFailpoint(ctx.io.env) },
     updater: { leaseTtlMs: command.leaseTtlMs },
     onLog: (entry: ServiceLogEntry) => logger.write(entry),
   });

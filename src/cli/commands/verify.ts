@@ -40,6 +40,7 @@ export async function runVerify(ctx: CommandContext, command: VerifyCommand): Pr
     changedSinceLast: command.changedSinceLast,
     lagTimeoutMs: command.lagTimeoutMs,
     concurrency: command.concurrency,
+    pauseMs: command.pauseMs,
     workers: command.workers,
     chunkRows: command.chunkRows,
     chunkLeaseMs: command.chunkLeaseMs,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { ResolvedConfig } from '../../config/resolve.js';
@@ -22,6 +23,8 @@ export interface ChunkWorkerOptions {
   /** After a chunk is taken, before it is checked (crash tests kill the process here). */
   onChunkTaken?: (chunk: { runId: string; aggregateType: string; chunk: number; attempts: number }) => void | Promise<void>;
   signal?: AbortSignal;
+  /** Names this process in verify_chunks.worker (before a random part per worker). Default host:pid. */
+  instance?: string;
 }
 
 /**
@@ -38,12 +41,14 @@ export async function workOnChunks(config: ResolvedConfig, options: ChunkWorkerO
   const tables = storeTables(config.quotedSchema);
   let reported = 0;
   const loop = async () => {
-    const worker = randomUUID();
+    const worker = `${options.instance ?? `${os.hostname()}:${process.pid}`}/${randomUUID().slice(0, 8)}`;
     while (!options.signal?.aborted) {
       const chunk = await takeChunk(sql, tables, worker, options.runId);
       if (chunk) {
         await options.onChunkTaken?.({ runId: chunk.runId, aggregateType: chunk.aggregateType, chunk: chunk.chunk, attempts: chunk.attempts });
         if (await runChunk(config, pool, sql, tables, worker, chunk, options)) reported += 1;
+        // The run's pause applies between chunks as between pages: a chunk is often one page.
+        if (chunk.options.pauseMs) await sleep(chunk.options.pauseMs, undefined, { signal: options.signal }).catch(() => undefined);
         continue;
       }
       const { open, nextInMs } = await openChunks(sql, tables, options.runId);
@@ -85,7 +90,7 @@ async function runChunk(config: ResolvedConfig, pool: pg.Pool, sql: Sql, tables:
         aggregate,
         runId: chunk.runId,
         mode: 'full',
-        options: { connectionString: '', pageSize: chunk.options.pageSize, concurrency: chunk.options.concurrency, lagTimeoutMs: chunk.options.lagTimeoutMs, signal },
+        options: { connectionString: '', pageSize: chunk.options.pageSize, concurrency: chunk.options.concurrency, lagTimeoutMs: chunk.options.lagTimeoutMs, pauseMs: chunk.options.pauseMs, signal },
         range: { after: chunk.after, upTo: chunk.upTo },
       };
       const report = baseReport(ctx);

@@ -9,7 +9,12 @@ export interface ChunkRunOptions {
   concurrency: number;
   lagTimeoutMs: number;
   leaseMs: number;
+  /** The pause after each page (absent in runs planned before it existed: none). */
+  pauseMs?: number;
 }
+
+/** Shared runs are kept this long after they started, for a look at their chunks; then the next plan deletes them. */
+const KEEP_CHUNK_RUNS = '7 days';
 
 /**
  * Splits a full run of a type into key ranges of `chunkRows` legacy rows each, by keyset
@@ -41,6 +46,9 @@ export async function planChunks(
     { heads: string },
   ];
   const chunks = bounds.length + 1;
+  // The history holds every recorded run; chunks are only the work list. A run still open a
+  // week on had every worker give up long ago: its chunks go too.
+  await sql.query(`DELETE FROM ${tables.verifyChunkRuns} WHERE started_at < now() - interval '${KEEP_CHUNK_RUNS}'`);
   await sql.query(
     `INSERT INTO ${tables.verifyChunkRuns} (run_id, aggregate_type, options, heads, chunks, started_at)
      VALUES ($1::uuid, $2::text, $3::jsonb, $4::bigint, $5::int, $6::timestamptz)`,

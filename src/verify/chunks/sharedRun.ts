@@ -31,9 +31,10 @@ export async function sharedRun(config: ResolvedConfig, names: readonly string[]
         concurrency: Math.max(1, options.concurrency ?? 2),
         lagTimeoutMs: options.lagTimeoutMs ?? 30_000,
         leaseMs: options.chunkLeaseMs ?? 30_000,
+        pauseMs: options.pauseMs ?? 0,
       });
     }
-    await workOnChunks(config, { connectionString: options.connectionString, runId, workers: options.workers, signal: options.signal, onChunkTaken: options.onChunkTaken });
+    await workOnChunks(config, { connectionString: options.connectionString, runId, workers: options.workers, signal: options.signal, onChunkTaken: options.onChunkTaken, instance: options.instance });
     const reports: TypeReport[] = [];
     for (const name of names) {
       const aggregate = config.aggregates.get(name)!;

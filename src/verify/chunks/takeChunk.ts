@@ -25,7 +25,8 @@ export interface ChunkResult {
 
 /**
  * Takes the first chunk (of `runId`, or of any run) that is pending or whose lease has run
- * out: its worker died or lost the database without reporting, so anyone may redo it.
+ * out: its worker died or lost the database without reporting, so anyone may redo it. A
+ * type already recorded (its run was cancelled and stored incomplete) has nothing left to take.
  * SKIP LOCKED lets concurrent workers take different chunks without waiting on each other.
  */
 export async function takeChunk(sql: Sql, tables: StoreTables, worker: string, runId: string | undefined): Promise<TakenChunk | undefined> {
@@ -37,8 +38,9 @@ export async function takeChunk(sql: Sql, tables: StoreTables, worker: string, r
      WHERE r.run_id = c.run_id AND r.aggregate_type = c.aggregate_type
        AND (c.run_id, c.aggregate_type, c.chunk) = (
          SELECT o.run_id, o.aggregate_type, o.chunk FROM ${tables.verifyChunks} o
+         JOIN ${tables.verifyChunkRuns} orun ON orun.run_id = o.run_id AND orun.aggregate_type = o.aggregate_type AND orun.recorded_run IS NULL
          WHERE ($1::uuid IS NULL OR o.run_id = $1::uuid) AND o.state <> 'done' AND (o.state = 'pending' OR o.lease_until < now())
-         ORDER BY o.run_id, o.aggregate_type, o.chunk LIMIT 1 FOR UPDATE SKIP LOCKED)
+         ORDER BY o.run_id, o.aggregate_type, o.chunk LIMIT 1 FOR UPDATE OF o SKIP LOCKED)
      RETURNING c.run_id::text, c.aggregate_type, c.chunk, c.after_key, c.up_to_key, c.attempts, r.options`,
     [runId ?? null, worker],
   );
@@ -66,14 +68,15 @@ export async function renewLease(sql: Sql, tables: StoreTables, worker: string, 
 }
 
 /**
- * Whether `runId` still has chunks not done, and when the earliest lease of a taken one
+ * Whether `runId` (or any run) still has chunks not done in a type not yet recorded, and when the earliest lease of a taken one
  * runs out (ms from now, 0 if one is pending or already expired).
  */
 export async function openChunks(sql: Sql, tables: StoreTables, runId: string | undefined): Promise<{ open: number; nextInMs: number }> {
   const [row] = await sql.query<{ open: number; next_ms: number | null }>(
     `SELECT count(*)::int AS open,
             greatest(0, min(CASE WHEN state = 'pending' THEN 0 ELSE extract(epoch FROM lease_until - now()) * 1000 END))::float8 AS next_ms
-     FROM ${tables.verifyChunks} WHERE ($1::uuid IS NULL OR run_id = $1::uuid) AND state <> 'done'`,
+     FROM ${tables.verifyChunks} c JOIN ${tables.verifyChunkRuns} r USING (run_id, aggregate_type)
+     WHERE ($1::uuid IS NULL OR c.run_id = $1::uuid) AND c.state <> 'done' AND r.recorded_run IS NULL`,
     [runId ?? null],
   );
   return { open: row!.open, nextInMs: row!.next_ms ?? 0 };
