@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,cli,run,verify-workers]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,cli,run,verify-workers,backfill]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -11,6 +11,7 @@ import { benchStandaloneAppends, benchUpdaterLag } from './updaterLag.js';
 import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.js';
 import { benchVerify, benchVerifyWorkers } from './verify.js';
 import { benchCli, cliTable } from './cli.js';
+import { benchBackfill } from './backfill.js';
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -56,6 +57,23 @@ async function main() {
         '',
       );
     }
+    if (only.has('backfill')) {
+      const results = await benchBackfill(server.url, log);
+      const first = results[0]!;
+      out.push(
+        `### Backfill against a plain COPY (${date})`,
+        '',
+        'The baseline import of a four-column legacy table (integer key) into an empty store, beside `COPY (SELECT * ... ORDER BY id) TO STDOUT` of the same rows.',
+        '',
+        '| rows | COPY s | backfill s | backfill rows/s | backfill / COPY rate (target ≥ 50%) | time per row vs the smallest size | events table |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
+        ...results.map(
+          (r) =>
+            `| ${fmt(r.rows)} | ${r.copySeconds.toFixed(2)} | ${r.backfillSeconds.toFixed(1)} | ${fmt(r.rows / r.backfillSeconds)} | ${((100 * r.copySeconds) / r.backfillSeconds).toFixed(1)}% | ${((r.backfillSeconds / r.rows / (first.backfillSeconds / first.rows)) * 100).toFixed(0)}% | ${fmt(r.eventsBytes / 1024 / 1024)} MiB |`,
+        ),
+        '',
+      );
+    }
     if (only.has('run')) {
       const results = await benchCapture(server.url, args, log, { withService: true });
       const runs = await scheduledRuns(server.url);
@@ -64,7 +82,7 @@ async function main() {
         '',
         captureTable(results),
         '',
-        `B alone and B with the service process running (its updater, and a scheduled full verify of the 100,000 accounts every minute), in ${UPDATER_PAIRS} adjacent pairs of 3 s per client count:`,
+        `B alone and B with the service process running (its updater, and a scheduled full verify of the 100,000 accounts every minute${process.env.BENCH_VERIFY_PAUSE_MS ? ` with pauseMs ${process.env.BENCH_VERIFY_PAUSE_MS}` : ''}), in ${UPDATER_PAIRS} adjacent pairs of 3 s per client count:`,
         '',
         updaterTable(results),
         '',

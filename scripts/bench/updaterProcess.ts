@@ -18,6 +18,7 @@ const stop = new AbortController();
 process.on('SIGTERM', () => stop.abort());
 process.on('SIGINT', () => stop.abort());
 const gatherMs = process.env.BENCH_GATHER_MS ? Number(process.env.BENCH_GATHER_MS) : undefined; // to compare settings by hand
+const verifyPauseMs = process.env.BENCH_VERIFY_PAUSE_MS ? Number(process.env.BENCH_VERIFY_PAUSE_MS) : 0; // the scheduled check's pauseMs
 if (process.argv.includes('--service')) {
   const base = benchConfig();
   const account = base.aggregates.get('account')!;
@@ -32,7 +33,7 @@ if (process.argv.includes('--service')) {
         events: [...account.events.values()].filter((e) => e.type.startsWith('account.')),
         projector: account.projector,
         readModels: [{ name: 'account_balances', table: 'read_models.account_balances', columns: { balance: { type: 'bigint' }, credits: { type: 'integer' } } }],
-        verify: { schedule: [{ cron: '* * * * *' }] },
+        verify: { schedule: [{ cron: '* * * * *', pauseMs: verifyPauseMs }] },
       },
     ],
   });

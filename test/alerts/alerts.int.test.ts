@@ -5,13 +5,14 @@ import { startMonitor } from '../../src/alerts/monitor.js';
 import { missedAlert, runAlerts } from '../../src/alerts/runAlerts.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { toSql, type Sql } from '../../src/db/queryable.js';
+import { toSql } from '../../src/db/queryable.js';
 import type { Hindsight } from '../../src/hindsight.js';
 import { verify } from '../../src/verify/run.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig, testConfig } from '../helpers/fixtures.js';
 import { pollFor } from '../helpers/poll.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhookReceiver.js';
+import { countingSql } from '../helpers/countingSql.js';
 
 // What the service sends: a real verify run with a real mismatch becomes the POSTed document
 // (type, run id, counts, classes, link to the stored run); the monitor alerts on a read model
@@ -39,15 +40,6 @@ function alerterFor(config: ReturnType<typeof withAlerts>) {
   return { logs, alerter: createAlerter(config.alerts!, { instance: 'test', backoffMs: 10, onLog: (e) => logs.push(e) }) };
 }
 
-/** The Sql the monitor reads through, counting its readings so a test can wait for more of them. */
-function countingSql(): { sql: Sql; readings: () => number } {
-  const real = toSql(db.pool);
-  let n = 0;
-  return {
-    sql: { ...real, query: (text, values) => (text.includes('unnest($1::text[]) AS n(name)') && n++, real.query(text, values)) } as Sql,
-    readings: () => n,
-  };
-}
 
 describe('alerts from a verify run', () => {
   test('a mismatch behind hindsight\'s back: POSTed (retried after a 500) with the type, run, counts, classes and the console link', async () => {
@@ -103,7 +95,7 @@ describe('the monitor', () => {
     await db.pool.query(`INSERT INTO hindsight.leases (name, owner, acquired_at, expires_at) VALUES ('read-model:account_balances', 'gone', now() - interval '1 hour', now() - interval '10 minutes')`);
     await db.pool.query(`INSERT INTO hindsight.leases (name, owner, acquired_at, expires_at) VALUES ('read-model:customer_names', 'alive', now(), now() + interval '1 hour')`);
     const { alerter } = alerterFor(config);
-    const { sql, readings } = countingSql();
+    const { sql, readings } = countingSql(db.pool, 'unnest($1::text[]) AS n(name)');
     const stop = new AbortController();
     const monitor = startMonitor(config, { sql, alert: alerter.alert, intervalMs: 20, signal: stop.signal });
     try {

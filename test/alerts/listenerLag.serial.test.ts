@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createAlerter } from '../../src/alerts/alerter.js';
 import { startMonitor } from '../../src/alerts/monitor.js';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
-import { toSql, type Sql } from '../../src/db/queryable.js';
+import { toSql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { replicationStatus, setupReplication } from '../../src/replication/setup.js';
 import { useTestDatabase } from '../helpers/database.js';
@@ -10,6 +10,7 @@ import { prepareStore, testConfig } from '../helpers/fixtures.js';
 import { pollFor } from '../helpers/poll.js';
 import { teardownEventually } from '../helpers/replication.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhookReceiver.js';
+import { countingSql } from '../helpers/countingSql.js';
 
 // Serial: it creates a replication slot (cluster-wide; creating one waits for every running
 // write transaction in the cluster), and the lag it measures is WAL written by the whole
@@ -36,15 +37,6 @@ afterAll(async () => {
   if (config) await teardownEventually(db.pool, config);
 });
 
-/** The Sql the monitor reads through, counting its slot readings so the test can wait for more of them. */
-function countingSql(): { sql: Sql; readings: () => number } {
-  const real = toSql(db.pool);
-  let n = 0;
-  return {
-    sql: { ...real, query: (text, values) => (text.includes('FROM pg_replication_slots WHERE slot_name') && n++, real.query(text, values)) } as Sql,
-    readings: () => n,
-  };
-}
 
 let nextId = 1;
 /** About 600 KB of WAL: 2,000 new accounts in the captured legacy table (replica identity full). */
@@ -60,7 +52,7 @@ async function catchUp(): Promise<void> {
 test('an unconsumed slot over alerts.listenerLagBytes: one listener.lag alert naming the bytes, and a second only after it caught up and fell behind again', async () => {
   await catchUp();
   const alerter = createAlerter(config.alerts!, { instance: 'test', backoffMs: 10 });
-  const { sql, readings } = countingSql();
+  const { sql, readings } = countingSql(db.pool, 'FROM pg_replication_slots WHERE slot_name');
   const stop = new AbortController();
   const monitor = startMonitor(config, { sql, alert: alerter.alert, intervalMs: 20, signal: stop.signal });
   const more = async (what: string, n: number) => {

@@ -4,7 +4,6 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createAlerter } from '../../src/alerts/alerter.js';
 import { startMonitor } from '../../src/alerts/monitor.js';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
-import { toSql, type Sql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { setupReplication } from '../../src/replication/setup.js';
 import { probeServer } from '../helpers/capabilities.js';
@@ -14,6 +13,7 @@ import { prepareStore, testConfig } from '../helpers/fixtures.js';
 import { pollFor } from '../helpers/poll.js';
 import { teardownEventually } from '../helpers/replication.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhookReceiver.js';
+import { countingSql } from '../helpers/countingSql.js';
 
 // Serial: it lowers max_slot_wal_keep_size for the whole cluster (ALTER SYSTEM, a superuser
 // right) until the server drops the WAL a real slot still needs, so the slot is really lost
@@ -57,15 +57,6 @@ afterAll(async () => {
   }
 });
 
-/** The Sql the monitor reads through, counting its slot readings so the test can wait for more of them. */
-function countingSql(): { sql: Sql; readings: () => number } {
-  const real = toSql(db.pool);
-  let n = 0;
-  return {
-    sql: { ...real, query: (text, values) => (text.includes('FROM pg_replication_slots WHERE slot_name') && n++, real.query(text, values)) } as Sql,
-    readings: () => n,
-  };
-}
 
 async function walStatus(): Promise<string | null> {
   const { rows } = await db.pool.query<{ wal_status: string | null }>(`SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
@@ -105,7 +96,7 @@ test('a slot the server really lost (max_slot_wal_keep_size passed): one slot.lo
   });
 
   const alerter = createAlerter(config.alerts!, { instance: 'test', backoffMs: 10 });
-  const { sql, readings } = countingSql();
+  const { sql, readings } = countingSql(db.pool, 'FROM pg_replication_slots WHERE slot_name');
   const stop = new AbortController();
   const monitor = startMonitor(config, { sql, alert: alerter.alert, intervalMs: 20, signal: stop.signal });
   try {
