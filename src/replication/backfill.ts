@@ -6,7 +6,8 @@ import { quoteIdent } from '../db/identifiers.js';
 import { inTransaction } from '../db/transaction.js';
 import { toSql, type Sql } from '../db/queryable.js';
 import { DatabaseError, UsageError } from '../errors.js';
-import { appendMany, type ManyRow } from '../store/appendMany.js';
+import type { ManyRow } from '../store/appendMany.js';
+import { appendOpening } from '../store/appendOpening.js';
 import { appendEvents } from '../store/appendEvents.js';
 import { isConcurrencyError } from '../errors.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
@@ -220,10 +221,9 @@ async function importType(
           }
         }
       } else {
-        const appended = await appendMany(toSql(client), tables, type, events);
-        // A type's opening event is sequence 1; anything else means events were there before the baseline.
-        const late = appended.find((a) => a.sequence !== 1);
-        if (late) throw new DatabaseError(`aggregate ${type.type} ${late.aggregateId} already has events: a baseline import must come first`);
+        // A type's opening event is sequence 1; a head already there means events came before the baseline.
+        const { existing } = await appendOpening(toSql(client), tables, type, events);
+        if (existing !== undefined) throw new DatabaseError(`aggregate ${type.type} ${existing} already has events: a baseline import must come first`);
       }
       await client.query(`UPDATE ${tables.baselines} SET rows_imported = rows_imported + $2::bigint WHERE aggregate_type = $1::text`, [type.type, page.length]);
     });
