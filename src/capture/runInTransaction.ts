@@ -1,6 +1,7 @@
 import { isKnex, type Db, type KnexLike, type PgQueryable } from '../db/queryable.js';
 import { SQLSTATE, sqlStateOf } from '../db/sqlState.js';
 import { ValidationError } from '../errors.js';
+import { checkout } from '../db/checkout.js';
 
 /** What the transaction helper accepts: a pg Pool or Client, or a knex instance or transaction. */
 export type TransactionSource = Db;
@@ -44,7 +45,7 @@ export async function runInTransaction<T>(
     return knex.transaction((trx: KnexLike) => fn(trx), config) as Promise<T>;
   }
   if (isPool(db)) {
-    const client = await db.connect();
+    const client = await checkout(db);
     try {
       return await ownTransaction(client, begin, fn);
     } finally {

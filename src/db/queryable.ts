@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { copyOut } from './copy.js';
+import { checkout } from './checkout.js';
 
 /**
  * hindsight runs its SQL on whatever the caller holds: a node-postgres Client, PoolClient
@@ -117,7 +118,7 @@ async function copyRowsOnPool(pool: PgPoolLike, text: string, values: readonly s
     if (Number(n) < 1 || Number(n) > values.length) throw new Error(`internal: $${n} has no value`);
     return `current_setting('${setting(Number(n))}')`;
   });
-  const client = await pool.connect();
+  const client = await checkout(pool);
   let broken: unknown;
   try {
     await client.query('BEGIN READ ONLY');

@@ -1,8 +1,9 @@
 import type pg from 'pg';
+import { checkout } from './checkout.js';
 
 /** Runs `fn` in a transaction on a client of `pool`: committed if it returns, rolled back if it throws. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   try {
     await client.query(begin);
     const result = await fn(client);

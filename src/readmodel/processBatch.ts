@@ -17,6 +17,7 @@ import { commitBatch, type BatchToCommit } from './commitBatch.js';
 import { SEQUENCE_COLUMN, type ReadModel } from './declaration.js';
 import { leaseHeld } from './leases.js';
 import { writeRows, type RowChange } from './writeRows.js';
+import { checkout } from '../db/checkout.js';
 
 /**
  * One step of a read model's subscription: read a page of the gap-safe global read,
@@ -228,7 +229,7 @@ export async function processBatch(ctx: BatchContext, after: GlobalCheckpoint): 
       throw error;
     });
   } else {
-    const client = await pool.connect();
+    const client = await checkout(pool);
     try {
       // A read model is derived data: its commit need not wait for the WAL flush. A crash
       // may lose the last batches, rows and checkpoint together (one transaction), and they

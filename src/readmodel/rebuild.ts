@@ -23,6 +23,7 @@ import { releaseLease, renewLeases, tryAcquireLease, verifyLease } from './lease
 import { processBatch, StateCache, type BatchContext } from './processBatch.js';
 import { checkTransactionIds } from './restoredClusterGuard.js';
 import { swapTables } from './swapTables.js';
+import { checkout } from '../db/checkout.js';
 
 /**
  * Rebuilds a read model without downtime: builds a shadow table from the start of the
@@ -211,7 +212,7 @@ async function buildShadow(
     built.dirty = true;
     dirty.push([id, built]);
   };
-  const reader = await ctx.pool.connect();
+  const reader = await checkout(ctx.pool);
   try {
     for (;;) {
       if (options.signal?.aborted) {
@@ -337,7 +338,7 @@ async function swap(
   context: BatchContext & { owner: string },
   lockTimeoutMs: number,
 ): Promise<{ events: number; rows: number }> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   try {
     await client.query('BEGIN');
     await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
@@ -430,7 +431,7 @@ async function shadowFingerprint(sql: Sql, shadow: TableName): Promise<string | 
 
 /** A fresh shadow and no rebuild checkpoint, in one transaction, so a crash cannot leave one without the other. */
 async function startShadow(pool: pg.Pool, tables: StoreTables, model: ReadModel, shadow: TableName, subscriber: string, fingerprint: string): Promise<void> {
-  const client = await pool.connect();
+  const client = await checkout(pool);
   try {
     await client.query('BEGIN');
     const tx = toSql(client);

@@ -46,15 +46,15 @@ export function startChunkHelper(config: ResolvedConfig, options: ChunkHelperOpt
     while (!options.signal.aborted) {
       try {
         if (options.local.busy === 0) {
-          const { open, nextInMs } = await openChunks(sql, tables, undefined);
-          if (open > 0 && nextInMs === 0) {
-            options.local.busy += 1;
-            try {
+          options.local.busy += 1; // taken before the first await: a check starting meanwhile sees it
+          try {
+            const { open, nextInMs } = await openChunks(sql, tables, undefined);
+            if (open > 0 && nextInMs === 0) {
               const reported = await workOnChunks(config, { connectionString: options.connectionString, workers: 1, signal: options.signal, onChunkTaken: options.onChunkTaken, instance: options.instance });
               if (reported > 0) log(`reported ${reported} chunk${reported === 1 ? '' : 's'} of shared verify runs`);
-            } finally {
-              options.local.busy -= 1;
             }
+          } finally {
+            options.local.busy -= 1;
           }
         }
         if (failing) log('chunk helper: working again');

@@ -144,7 +144,8 @@ export async function startService(config: ResolvedConfig, options: ServiceOptio
     );
   }
   if (components.includes('project')) {
-    updater = createUpdater(config, { connectionString: options.connectionString, owner: instance, ...options.updater, onLog: (line) => log('project', 'info', line) });
+    // A random part: two processes given the same --instance must never both hold a lease.
+    updater = createUpdater(config, { connectionString: options.connectionString, owner: `${instance}/${randomUUID().slice(0, 8)}`, ...options.updater, onLog: (line) => log('project', 'info', line) });
     running.push(updater.run(stopping.signal).catch(failed('project')));
   }
   if (components.includes('verify')) {

@@ -59,7 +59,8 @@ events AS (
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM events)::int AS appended,
-       (SELECT min(aggregate_id) FROM hashed WHERE aggregate_id NOT IN (SELECT aggregate_id FROM heads)) AS existing`;
+       coalesce((SELECT min(aggregate_id) FROM hashed WHERE aggregate_id NOT IN (SELECT aggregate_id FROM heads)),
+                (SELECT min(aggregate_id) FROM hashed GROUP BY aggregate_id HAVING count(*) > 1 LIMIT 1)) AS existing`;
   statement = { name: `hindsight_opening_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text };
   byTables.set(tables.schema, statement);
   return statement;
@@ -75,5 +76,7 @@ export async function appendOpening(sql: Sql, tables: StoreTables, aggregate: Ag
   const statement = statementFor(tables, aggregate);
   const values: unknown[] = [aggregate.type, ...rowArrays(rows), ...aggregate.key.map((_, i) => rows.map((r) => r.key[i]))];
   const [result] = await sql.query<{ appended: number; existing: string | null }>(statement.text, values, statement.name);
-  return { existing: result!.existing === null ? undefined : result!.existing };
+  if (result!.appended === rows.length) return {};
+  // Refused: an aggregate had a head already, or came twice in the batch (a key that is not unique).
+  return { existing: result!.existing ?? '(an aggregate of this batch)' };
 }

@@ -56,10 +56,11 @@ export function incompleteReport(ctx: Pick<TypeContext, 'aggregate' | 'mode'>, r
   return { ...baseReport(ctx, model), outcome: 'incomplete', reason };
 }
 
-/** The pause between pages (`pauseMs`); a cancel ends it early, and the next page's check sees the cancel. */
+/** The pause between pages (`pauseMs`); a cancel ends it early and makes the type incomplete ('cancelled'). */
 export async function pace(ctx: TypeContext): Promise<void> {
   const ms = ctx.options.pauseMs ?? 0;
   if (ms > 0) await sleep(ms, undefined, { signal: ctx.options.signal }).catch(() => undefined);
+  if (ctx.options.signal?.aborted) throw new Incomplete('cancelled');
 }
 
 /** Stops a type's run: it is incomplete for this reason. */

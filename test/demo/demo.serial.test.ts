@@ -1,5 +1,6 @@
 import { expect, test } from 'vitest';
 import { runDemo } from '../../scripts/demo.js';
+import { pollFor } from '../helpers/poll.js';
 
 // `npm run demo` is what a new user runs first: it must tell the whole story, end to end,
 // on its own embedded server. Serial: it starts a PostgreSQL of its own.
@@ -40,7 +41,10 @@ test('npm run demo -- --console leaves hindsight run with the console open on th
   const ledger = await fetch(`${url}/aggregate?type=account&id=1&from=2026-02-03&to=2026-02-17`);
   expect(ledger.status).toBe(200);
   expect(await ledger.text()).toContain('refund of double charge, ticket #4711');
-  expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  // Ready once its parts are: the updater takes its lease after the URL is printed.
+  await pollFor('the service to be ready', async () => ((await fetch(`${url}/readyz`)).status === 200 ? true : undefined), {
+    explain: async () => `/readyz says ${await (await fetch(`${url}/readyz`)).text()}`,
+  });
   stop.abort(); // Ctrl-C
   await finished;
   expect(text).toMatch(/the server is stopped and its files removed/);

@@ -87,4 +87,15 @@ describe('appendOpening', () => {
     expect(refusal).toBe('refused: ["eu", "1"]');
     expect(await count()).toEqual(before);
   });
+
+  test('regression: the same aggregate twice in one batch (a key that is not unique) is refused, never committed as heads without events', async () => {
+    const before = await count();
+    const result = await inTransaction(db.pool, async (client) => {
+      const outcome = await appendOpening(toSql(client), tables, type, [opening('ap', '7'), opening('ap', '7')]);
+      await client.query('ROLLBACK');
+      return outcome;
+    }).catch((error: Error) => ({ existing: `threw ${error.message}` }));
+    expect(result.existing).toBe('["ap", "7"]');
+    expect(await count()).toEqual(before);
+  });
 });

@@ -47,8 +47,11 @@ export async function planChunks(
   ];
   const chunks = bounds.length + 1;
   // The history holds every recorded run; chunks are only the work list. A run still open a
-  // week on had every worker give up long ago: its chunks go too.
-  await sql.query(`DELETE FROM ${tables.verifyChunkRuns} WHERE started_at < now() - interval '${KEEP_CHUNK_RUNS}'`);
+  // week on goes too, unless a worker is on one of its chunks right now.
+  await sql.query(
+    `DELETE FROM ${tables.verifyChunkRuns} r WHERE r.started_at < now() - interval '${KEEP_CHUNK_RUNS}'
+     AND NOT EXISTS (SELECT 1 FROM ${tables.verifyChunks} c WHERE c.run_id = r.run_id AND c.aggregate_type = r.aggregate_type AND c.state = 'taken' AND c.lease_until > now())`,
+  );
   await sql.query(
     `INSERT INTO ${tables.verifyChunkRuns} (run_id, aggregate_type, options, heads, chunks, started_at)
      VALUES ($1::uuid, $2::text, $3::jsonb, $4::bigint, $5::int, $6::timestamptz)`,
