@@ -24,25 +24,43 @@ export interface AppendedRow {
   sequence: number;
 }
 
-const statements = new WeakMap<AggregateType, Map<string, { name: string; text: string }>>();
+type StatementCache = WeakMap<AggregateType, Map<string, { name: string; text: string }>>;
+const statements: StatementCache = new WeakMap();
 
-function statementFor(tables: StoreTables, aggregate: AggregateType): { name: string; text: string } {
-  let byTables = statements.get(aggregate);
-  if (!byTables) statements.set(aggregate, (byTables = new Map()));
+/** A many-row statement's text, built once per aggregate type and schema, and its prepared name. */
+export function cachedStatement(cache: StatementCache, tables: StoreTables, aggregate: AggregateType, prefix: string, build: () => string): { name: string; text: string } {
+  let byTables = cache.get(aggregate);
+  if (!byTables) cache.set(aggregate, (byTables = new Map()));
   let statement = byTables.get(tables.schema);
   if (statement) return statement;
-  // $1 type, $2..$11 the events' fields, then one text[] per key column.
+  const text = build();
+  statement = { name: `${prefix}_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text };
+  byTables.set(tables.schema, statement);
+  return statement;
+}
+
+/** The input rows of a many-row append, with their canonical ids: $2..$11 the events' fields, then one text[] per key column. */
+export function manyInputSql(aggregate: AggregateType): string {
   const keyArrays = aggregate.key.map((_, i) => `$${12 + i}::text[]`);
   const keyAliases = aggregate.key.map((_, i) => `k${i}`);
   const canonical = canonicalKeySql(aggregate.key, keyAliases.map((k) => `i.${k}`));
-  const text = `
-WITH RECURSIVE input AS (
-  SELECT i.n, i.event_id::uuid AS event_id, i.event_type, i.schema_version, i.payload::jsonb AS payload, i.metadata::jsonb AS metadata,
+  return `SELECT i.n, i.event_id::uuid AS event_id, i.event_type, i.schema_version, i.payload::jsonb AS payload, i.metadata::jsonb AS metadata,
          coalesce(i.occurred_at::timestamptz, now()) AS occurred_at, i.source, i.source_commit_lsn::pg_lsn AS source_commit_lsn,
          i.source_ordinal, i.source_xid::xid8 AS source_xid, ${canonical} AS aggregate_id
   FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[], ${keyArrays.join(', ')})
        WITH ORDINALITY AS i(event_id, event_type, schema_version, payload, metadata, occurred_at, source, source_commit_lsn, source_ordinal,
-                            source_xid, ${keyAliases.join(', ')}, n)
+                            source_xid, ${keyAliases.join(', ')}, n)`;
+}
+
+/** The bind values of a many-row append: $1 the type, the events' fields, the key columns. */
+export function manyValues(aggregate: AggregateType, rows: readonly ManyRow[]): unknown[] {
+  return [aggregate.type, ...rowArrays(rows), ...aggregate.key.map((_, i) => rows.map((r) => r.key[i]))];
+}
+
+function statementFor(tables: StoreTables, aggregate: AggregateType): { name: string; text: string } {
+  return cachedStatement(statements, tables, aggregate, 'hindsight_many', () => `
+WITH RECURSIVE input AS (
+  ${manyInputSql(aggregate)}
 ),
 numbered AS (
   SELECT input.*, row_number() OVER (PARTITION BY aggregate_id ORDER BY n) AS k FROM input
@@ -78,21 +96,14 @@ SELECT e.event_id, $1::text, e.aggregate_id, c.sequence, e.event_type, e.schema_
        e.source_commit_lsn, e.source_ordinal, e.source_xid, pg_current_xact_id(), e.occurred_at, now(), c.hash
 FROM chain c JOIN numbered e ON e.aggregate_id = c.aggregate_id AND e.k = c.k
 ORDER BY e.n
-RETURNING aggregate_id, sequence::text AS sequence`;
-  statement = { name: `hindsight_many_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text };
-  byTables.set(tables.schema, statement);
-  return statement;
+RETURNING aggregate_id, sequence::text AS sequence`);
 }
 
 /** Appends `rows` (any aggregates of `aggregate`'s type) in one statement; returns each event's aggregate and sequence, in order. */
 export async function appendMany(sql: Sql, tables: StoreTables, aggregate: AggregateType, rows: readonly ManyRow[]): Promise<AppendedRow[]> {
   if (rows.length === 0) return [];
   const statement = statementFor(tables, aggregate);
-  const values: unknown[] = [
-    aggregate.type,
-    ...rowArrays(rows),
-    ...aggregate.key.map((_, i) => rows.map((r) => r.key[i])),
-  ];
+  const values = manyValues(aggregate, rows);
   const appended = await sql.query<{ aggregate_id: string; sequence: string }>(statement.text, values, statement.name);
   return appended.map((r) => ({ aggregateId: r.aggregate_id, sequence: Number(r.sequence) }));
 }

@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { AggregateType } from '../config/resolve.js';
-import { canonicalKeySql } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
-import { rowArrays } from './appendEvents.js';
-import type { ManyRow } from './appendMany.js';
+import { cachedStatement, manyInputSql, manyValues, type ManyRow } from './appendMany.js';
 import { GENESIS_HASH, type StoreTables } from './tables.js';
 
 /**
@@ -15,25 +12,12 @@ import { GENESIS_HASH, type StoreTables } from './tables.js';
  * Rows must name distinct aggregates.
  */
 
-const statements = new WeakMap<AggregateType, Map<string, { name: string; text: string }>>();
+const statements: Parameters<typeof cachedStatement>[0] = new WeakMap();
 
 function statementFor(tables: StoreTables, aggregate: AggregateType): { name: string; text: string } {
-  let byTables = statements.get(aggregate);
-  if (!byTables) statements.set(aggregate, (byTables = new Map()));
-  let statement = byTables.get(tables.schema);
-  if (statement) return statement;
-  const keyArrays = aggregate.key.map((_, i) => `$${12 + i}::text[]`);
-  const keyAliases = aggregate.key.map((_, i) => `k${i}`);
-  const canonical = canonicalKeySql(aggregate.key, keyAliases.map((k) => `i.${k}`));
-  // $1 type, $2..$11 the events' fields, then one text[] per key column, as appendMany.
-  const text = `
+  return cachedStatement(statements, tables, aggregate, 'hindsight_opening', () => `
 WITH input AS (
-  SELECT i.n, i.event_id::uuid AS event_id, i.event_type, i.schema_version, i.payload::jsonb AS payload, i.metadata::jsonb AS metadata,
-         coalesce(i.occurred_at::timestamptz, now()) AS occurred_at, i.source, i.source_commit_lsn::pg_lsn AS source_commit_lsn,
-         i.source_ordinal, i.source_xid::xid8 AS source_xid, ${canonical} AS aggregate_id
-  FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[], ${keyArrays.join(', ')})
-       WITH ORDINALITY AS i(event_id, event_type, schema_version, payload, metadata, occurred_at, source, source_commit_lsn, source_ordinal,
-                            source_xid, ${keyAliases.join(', ')}, n)
+  ${manyInputSql(aggregate)}
 ),
 hashed AS (
   SELECT input.*, ${tables.eventHash}(${GENESIS_HASH}, event_id, $1::text, aggregate_id, 1, event_type, schema_version, payload,
@@ -60,10 +44,7 @@ events AS (
 )
 SELECT (SELECT count(*) FROM events)::int AS appended,
        coalesce((SELECT min(aggregate_id) FROM hashed WHERE aggregate_id NOT IN (SELECT aggregate_id FROM heads)),
-                (SELECT min(aggregate_id) FROM hashed GROUP BY aggregate_id HAVING count(*) > 1 LIMIT 1)) AS existing`;
-  statement = { name: `hindsight_opening_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`, text };
-  byTables.set(tables.schema, statement);
-  return statement;
+                (SELECT min(aggregate_id) FROM hashed GROUP BY aggregate_id HAVING count(*) > 1 LIMIT 1)) AS existing`);
 }
 
 /**
@@ -74,7 +55,7 @@ SELECT (SELECT count(*) FROM events)::int AS appended,
 export async function appendOpening(sql: Sql, tables: StoreTables, aggregate: AggregateType, rows: readonly ManyRow[]): Promise<{ existing?: string }> {
   if (rows.length === 0) return {};
   const statement = statementFor(tables, aggregate);
-  const values: unknown[] = [aggregate.type, ...rowArrays(rows), ...aggregate.key.map((_, i) => rows.map((r) => r.key[i]))];
+  const values = manyValues(aggregate, rows);
   const [result] = await sql.query<{ appended: number; existing: string | null }>(statement.text, values, statement.name);
   if (result!.appended === rows.length) return {};
   // Refused: an aggregate had a head already, or came twice in the batch (a key that is not unique).
