@@ -8,9 +8,10 @@ import { openChunks } from '../verify/chunks/takeChunk.js';
 
 /**
  * How many shared verify runs this process is working on right now (a scheduled full
- * check's own run, or the helper below). The two take turns, so that an instance checks
- * one chunk at a time beside the writers: more instances, not more load per instance,
- * make a shared run faster.
+ * check's own run, or the helper below). The helper stays out while the count is not 0,
+ * so an instance mostly checks one chunk at a time beside the writers (a check that starts
+ * while the helper is mid-chunk runs beside it): more instances, not more load per
+ * instance, make a shared run faster.
  */
 export interface LocalChunkWork {
   busy: number;

@@ -52,12 +52,14 @@ export interface VerifyOptions {
   onChunkTaken?: (chunk: { runId: string; aggregateType: string; chunk: number; attempts: number }) => void | Promise<void>;
 }
 
+/** A whole-number option from `min`, when given; refused with its name otherwise. */
+function whole(value: number | undefined, path: string, min: number): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < min)) throw new ValidationError(`${path} must be a whole number from ${min}, got ${String(value)}`, { path });
+}
+
 /** Checks the shared-run options; they apply to full projection runs only. */
 export function checkWorkers(options: VerifyOptions, mode: RunMode): void {
   if (options.workers === undefined) return;
-  const whole = (value: number | undefined, path: string, min: number) => {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < min)) throw new ValidationError(`${path} must be a whole number from ${min}, got ${String(value)}`, { path });
-  };
   whole(options.workers, 'workers', 1);
   whole(options.chunkRows, 'chunkRows', 1);
   whole(options.chunkLeaseMs, 'chunkLeaseMs', 100);
@@ -69,9 +71,6 @@ export function checkWorkers(options: VerifyOptions, mode: RunMode): void {
 
 /** The pacing options, checked before anything runs. */
 export function checkPacing(options: Pick<VerifyOptions, 'concurrency' | 'pageSize' | 'pauseMs'>): void {
-  const whole = (value: number | undefined, path: string, min: number) => {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < min)) throw new ValidationError(`${path} must be a whole number from ${min}, got ${String(value)}`, { path });
-  };
   whole(options.concurrency, 'concurrency', 1);
   whole(options.pageSize, 'pageSize', 1);
   whole(options.pauseMs, 'pauseMs', 0);
