@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,verify,cli,run,verify-workers,backfill]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,cli,run,verify-workers,backfill]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -12,6 +12,7 @@ import { benchDrain, benchListenerLag, benchReplicaIdentity } from './listener.j
 import { benchVerify, benchVerifyWorkers } from './verify.js';
 import { benchCli, cliTable } from './cli.js';
 import { benchBackfill } from './backfill.js';
+import { benchListenerMix } from './listenerMix.js';
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -137,6 +138,29 @@ async function main() {
         `| verify / read | ${((result.verify.rowsPerSecond / result.read.rowsPerSecond) * 100).toFixed(1)}% |`,
         '',
       );
+    }
+    if (only.has('listener-mix')) {
+      const mix = await benchListenerMix(server.url, log);
+      if (mix) {
+        const mib = (n: number | undefined) => (n === undefined ? 'not measured' : `${n.toFixed(0)} MiB`);
+        out.push(
+          `### The listener under a TPC-B-like mix (${date})`,
+          '',
+          `pgbench, ${mix.clients} clients: each transaction updates one row in each of three captured tables (100 branches, 1,000 tellers, 100,000 accounts) and inserts one row into an uncaptured history table.`,
+          '',
+          '| measure | result | target |',
+          '| --- | --- | --- |',
+          `| load for ${mix.seconds} s with \`hindsight listen\` running | ${fmt(mix.live.loadTps)} tx/s | full rate |`,
+          `| source transactions the listener appended per second during the load | ${fmt(mix.live.listenerTps)} tx/s | keeps up |`,
+          `| the listener's checkpoint behind the WAL, at most (sampled every 250 ms) | ${fmt(mix.live.maxLagBytes / 1024)} KiB, ${mix.live.maxLagSeconds.toFixed(1)} s | bounded |`,
+          `| drained after the load stopped | ${mix.live.drainSeconds.toFixed(1)} s | ≤ 10 s |`,
+          `| the listener process's peak RSS | ${mib(mix.live.listenerPeakRssMiB)} | bounded |`,
+          `| the same load with no listener running (writing the backlog below) | ${fmt(mix.backlog.loadTps)} tx/s | |`,
+          `| backlog of ${fmt(mix.backlog.transactions)} transactions: bare pg-logical-replication consumer | ${fmt(mix.backlog.rawTps)} tx/s | |`,
+          `| the same backlog: the listener | ${fmt(mix.backlog.listenerTps)} tx/s (${((mix.backlog.listenerTps / mix.backlog.rawTps) * 100).toFixed(1)}%) | ≥ 70% |`,
+          '',
+        );
+      }
     }
     if (only.has('listener')) {
       const drain = await benchDrain(server.url, log);

@@ -12,21 +12,21 @@ import { GENESIS_HASH, type StoreTables } from './tables.js';
  * Rows must name distinct aggregates.
  */
 
-const statements: Parameters<typeof cachedStatement>[0] = new WeakMap();
+const statements: Parameters<typeof cachedStatement>[0] = new Map();
 
 function statementFor(tables: StoreTables, aggregate: AggregateType): { name: string; text: string } {
-  return cachedStatement(statements, tables, aggregate, 'hindsight_opening', () => `
+  return cachedStatement(statements, tables, [aggregate], 'hindsight_opening', () => `
 WITH input AS (
-  ${manyInputSql(aggregate)}
+  ${manyInputSql([aggregate])}
 ),
 hashed AS (
-  SELECT input.*, ${tables.eventHash}(${GENESIS_HASH}, event_id, $1::text, aggregate_id, 1, event_type, schema_version, payload,
+  SELECT input.*, ${tables.eventHash}(${GENESIS_HASH}, event_id, aggregate_type, aggregate_id, 1, event_type, schema_version, payload,
            metadata, source, source_commit_lsn, source_ordinal, source_xid, pg_current_xact_id(), occurred_at, now()) AS hash
   FROM input
 ),
 heads AS (
   INSERT INTO ${tables.heads} (aggregate_type, aggregate_id, version, last_hash)
-  SELECT $1::text, aggregate_id, 1, hash FROM hashed ORDER BY aggregate_id
+  SELECT aggregate_type, aggregate_id, 1, hash FROM hashed ORDER BY aggregate_id
   ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING
   RETURNING aggregate_id
 ),
@@ -36,7 +36,7 @@ taken AS (
 events AS (
   INSERT INTO ${tables.events} (event_id, aggregate_type, aggregate_id, sequence, event_type, schema_version, payload, metadata,
       source, source_commit_lsn, source_ordinal, source_xid, transaction_id, occurred_at, recorded_at, hash)
-  SELECT e.event_id, $1::text, e.aggregate_id, 1, e.event_type, e.schema_version, e.payload, e.metadata, e.source,
+  SELECT e.event_id, e.aggregate_type, e.aggregate_id, 1, e.event_type, e.schema_version, e.payload, e.metadata, e.source,
          e.source_commit_lsn, e.source_ordinal, e.source_xid, pg_current_xact_id(), e.occurred_at, now(), e.hash
   FROM hashed e, taken WHERE taken.all_new
   ORDER BY e.n
@@ -55,7 +55,7 @@ SELECT (SELECT count(*) FROM events)::int AS appended,
 export async function appendOpening(sql: Sql, tables: StoreTables, aggregate: AggregateType, rows: readonly ManyRow[]): Promise<{ existing?: string }> {
   if (rows.length === 0) return {};
   const statement = statementFor(tables, aggregate);
-  const values = manyValues(aggregate, rows);
+  const values = manyValues([aggregate], rows);
   const [result] = await sql.query<{ appended: number; existing: string | null }>(statement.text, values, statement.name);
   if (result!.appended === rows.length) return {};
   // Refused: an aggregate had a head already, or came twice in the batch (a key that is not unique).

@@ -71,7 +71,7 @@ describe('appendOpening', () => {
     const { rows: heads } = await db.pool.query(`SELECT aggregate_id, version::int, last_hash = (SELECT hash FROM hindsight.events e WHERE e.aggregate_id = h.aggregate_id) AS chained FROM hindsight.heads h ORDER BY aggregate_id`);
     expect(heads.every((h) => h.version === 1 && h.chained)).toBe(true);
     // A second event through the general path chains from the opening one.
-    await inTransaction(db.pool, (client) => appendMany(toSql(client), tables, type, [{ ...opening('eu', '1'), type: 'lines.updated' }]));
+    await inTransaction(db.pool, (client) => appendMany(toSql(client), tables, [{ ...opening('eu', '1'), type: 'lines.updated', aggregate: type }]));
     const report = await audit(toSql(db.pool), tables);
     expect(report).toMatchObject({ aggregates: 3, events: 4, problems: [] });
   });
