@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,cli,run,verify-workers,backfill]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,verify-large,cli,run,verify-workers,backfill]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -13,6 +13,7 @@ import { benchVerify, benchVerifyWorkers } from './verify.js';
 import { benchCli, cliTable } from './cli.js';
 import { benchBackfill } from './backfill.js';
 import { benchListenerMix } from './listenerMix.js';
+import { benchVerifyLarge } from './verifyLarge.js';
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -161,6 +162,25 @@ async function main() {
           '',
         );
       }
+    }
+    if (only.has('verify-large')) {
+      const r = await benchVerifyLarge(server.url, log);
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      const range = (xs: number[]) => `${median(xs).toFixed(1)} s (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`;
+      out.push(
+        `### Verify at size (${date})`,
+        '',
+        `One type of ${fmt(r.rows)} aggregates with ${fmt(r.events)} events, interleaved; each run cold (CHECKPOINT, OS page cache dropped). Median (min-max) of ${r.read.length} interleaved rounds.`,
+        '',
+        '| measure | result | target |',
+        '| --- | --- | --- |',
+        `| plain read of the same legacy rows and events (pages of 1,000, payloads parsed, nothing compared) | ${range(r.read)} | |`,
+        `| \`verify\`, one process | ${range(r.single)} | < 30 s |`,
+        `| verify rate / plain read rate | ${((median(r.read) / median(r.single)) * 100).toFixed(1)}% | ≥ 50% |`,
+        ...r.workers.map((w) => `| \`verify --workers ${w.workers}\` (a shared, recorded run) | ${w.seconds.toFixed(1)} s | |`),
+        `| peak RSS of the benchmark process (seed, reads and every verify) | ${r.peakRssMiB.toFixed(0)} MiB | bounded |`,
+        '',
+      );
     }
     if (only.has('listener')) {
       const drain = await benchDrain(server.url, log);

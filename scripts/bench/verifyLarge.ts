@@ -44,13 +44,13 @@ async function seed(pool: pg.Pool, rows: number, eventsEach: number, log: (line:
                    ELSE jsonb_build_object('before', jsonb_build_object('balance', ($2::int - 2) || '.00'),
                                            'after', jsonb_build_object('balance', CASE WHEN $3::bool THEN a.balance::text ELSE ($2::int - 1) || '.00' END))
               END,
-              '\\x00'::bytea, 'import'
+              sha256('x'::bytea), 'import'
        FROM verify_large a ORDER BY a.id`,
       [TYPE, s, last],
     );
     log(`  seeded event ${s} of ${eventsEach} for ${fmt(rows)} aggregates (${((performance.now() - started) / 1000).toFixed(0)} s)`);
   }
-  await pool.query(`INSERT INTO hindsight.heads SELECT $1::text, id::text, $2::int, '\\x00'::bytea FROM verify_large`, [TYPE, eventsEach]);
+  await pool.query(`INSERT INTO hindsight.heads SELECT $1::text, id::text, $2::int, sha256('x'::bytea) FROM verify_large`, [TYPE, eventsEach]);
   await pool.query('VACUUM ANALYZE verify_large');
   await pool.query('VACUUM ANALYZE hindsight.events');
   await pool.query('VACUUM ANALYZE hindsight.heads');
@@ -120,6 +120,7 @@ export async function benchVerifyLarge(url: string, log: (line: string) => void,
         log(`  round ${round + 1}, ${which}: ${(((performance.now() - started) / 1000)).toFixed(1)} s`);
       }
     }
+    if (rounds === 0) return { rows, events: rows * eventsEach, read, single, workers: [], peakRssMiB: 0 };
     const workers: VerifyLargeBench['workers'] = [];
     for (const n of [1, 2, 4]) {
       await coldStart(pool);

@@ -109,9 +109,15 @@ export async function compareRows(sql: Sql, columns: readonly ComparedColumn[], 
   return verdicts as FieldVerdict[][];
 }
 
+/**
+ * The verdicts that need no SQL: nulls and absent fields, and identical texts. The legacy
+ * text is its type's own output, so an identical projected text is the same value, and
+ * every equality and rule here is reflexive. Only texts that differ go to PostgreSQL,
+ * which in a clean run is none.
+ */
 function nullVerdict(column: ComparedColumn, legacy: string | null, projected: ProjectedValue): FieldVerdict | undefined {
   const projectedNull = projected.missing || projected.text === null;
-  if (legacy !== null && !projectedNull) return undefined; // for SQL
+  if (legacy !== null && !projectedNull) return legacy === projected.text ? { equal: true } : undefined; // else for SQL
   if (legacy === null && projectedNull) return { equal: !projected.missing || column.nullEqualsMissing };
   return { equal: false };
 }

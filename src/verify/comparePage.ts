@@ -39,7 +39,7 @@ export async function comparePage(ctx: TypeContext, columns: readonly ComparedCo
         explanation: ['a legacy row no event mentions: it was never imported (hindsight backfill) and no write to it recorded an event'],
       };
     } else if (fold.folded.deleted) {
-      mismatch = await deletedButPresent(aggregate, row, fold);
+      mismatch = await deletedButPresent(aggregate, row, await detailed(ctx, row.id, page.snapshot, fold));
     } else {
       const { pairs: pair, verdicts: verdict } = verdictOf.get(row.id)!;
       const differences: FieldDifference[] = [];
@@ -57,7 +57,7 @@ export async function comparePage(ctx: TypeContext, columns: readonly ComparedCo
         (fieldRule(aggregate, row.id, column.field) ? ignoredFields : differences).push(difference);
       });
       if (differences.length > 0) {
-        mismatch = { aggregateId: row.id, kind: 'field-mismatch', fields: differences, ...(await explainFieldMismatch(ctx.sql, aggregate, columns, row, fold, differences)) };
+        mismatch = { aggregateId: row.id, kind: 'field-mismatch', fields: differences, ...(await explainFieldMismatch(ctx.sql, aggregate, columns, row, await detailed(ctx, row.id, page.snapshot, fold), differences)) };
       } else if (ignoredFields.length > 0) {
         const rule = fieldRule(aggregate, row.id, ignoredFields[0]!.field)!;
         mismatches.push({
@@ -89,6 +89,14 @@ export async function comparePage(ctx: TypeContext, columns: readonly ComparedCo
     mismatches.push(mismatch);
   }
   return mismatches;
+}
+
+/** The fold with its events and times, read again in the same snapshot if the page read it lean (explanations need them). */
+async function detailed(ctx: TypeContext, id: string, snapshot: string, fold: VisibleFold): Promise<VisibleFold> {
+  if (fold.detailed) return fold;
+  const again = await foldVisible(ctx.sql, ctx.tables, ctx.aggregate, [id], snapshot, true);
+  if ('problem' in again) throw new Incomplete(again.problem);
+  return again.folds.get(id)!;
 }
 
 async function deletedButPresent(aggregate: AggregateType, row: LegacyRow, fold: VisibleFold): Promise<Mismatch> {

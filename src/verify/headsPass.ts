@@ -58,7 +58,7 @@ async function checkUnseen(ctx: TypeContext, columns: readonly ComparedColumn[],
   const compared = await comparePage(ctx, columns, page, report, seen, true);
   const absent = ids.filter((id) => !present.has(id));
   if (absent.length === 0) return compared;
-  const visible = await foldVisible(ctx.sql, ctx.tables, aggregate, absent, snapshot);
+  const visible = await foldVisible(ctx.sql, ctx.tables, aggregate, absent, snapshot, true); // rare: explained in full
   if ('problem' in visible) throw new Incomplete(visible.problem);
   const mismatches: Mismatch[] = [...compared];
   for (const id of absent) {
