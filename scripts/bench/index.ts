@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,verify-large,cli,run,verify-workers,backfill]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,verify-large,emmett,cli,run,verify-workers,backfill]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -14,6 +14,7 @@ import { benchCli, cliTable } from './cli.js';
 import { benchBackfill } from './backfill.js';
 import { benchListenerMix } from './listenerMix.js';
 import { benchVerifyLarge } from './verifyLarge.js';
+import { benchEmmett } from './emmett.js';
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -179,6 +180,20 @@ async function main() {
         `| verify rate / plain read rate | ${((median(r.read) / median(r.single)) * 100).toFixed(1)}% | ≥ 50% |`,
         ...r.workers.map((w) => `| \`verify --workers ${w.workers}\` (a shared, recorded run) | ${w.seconds.toFixed(1)} s | |`),
         `| peak RSS of the benchmark process (seed, reads and every verify) | ${r.peakRssMiB.toFixed(0)} MiB | bounded |`,
+        '',
+      );
+    }
+    if (only.has('emmett')) {
+      const results = await benchEmmett(server.url, log, args.clients, args.seconds, args.runs);
+      const cell = (s: { median: number; min: number; max: number }) => `${fmt(s.median)} (${fmt(s.min)}-${fmt(s.max)})`;
+      out.push(
+        `### Standalone append beside emmett-postgresql (${date})`,
+        '',
+        `One event per call, exact expected version, ${args.runs} interleaved rounds of ${args.seconds} s per store and client count; appends/s, median (min-max).`,
+        '',
+        '| clients | hindsight `append` | emmett `appendToStream` | hindsight / emmett (target ≥ 2×) | floor: one plain autocommitted INSERT | hindsight / floor |',
+        '| --- | --- | --- | --- | --- | --- |',
+        ...results.map((r) => `| ${r.clients} | ${cell(r.hindsight)} | ${cell(r.emmett)} | ${(r.hindsight.median / r.emmett.median).toFixed(2)}× | ${cell(r.floor)} | ${((r.hindsight.median / r.floor.median) * 100).toFixed(1)}% |`),
         '',
       );
     }
