@@ -5,6 +5,7 @@ import * as replication from './0003_replication.js';
 import * as verification from './0004_verification.js';
 import * as schedules from './0005_schedules.js';
 import * as verifyChunks from './0006_verify_chunks.js';
+import * as chunkAbsentHeads from './0007_chunk_absent_heads.js';
 
 export interface Migration {
   name: string;
@@ -23,4 +24,5 @@ export const migrations: ReadonlyArray<Migration> = [
   { name: '0004_verification', ...verification },
   { name: '0005_schedules', ...schedules },
   { name: '0006_verify_chunks', ...verifyChunks },
+  { name: '0007_chunk_absent_heads', ...chunkAbsentHeads },
 ];

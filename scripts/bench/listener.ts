@@ -45,20 +45,27 @@ async function prepare(url: string): Promise<ResolvedConfig> {
   return config;
 }
 
-/** `count` single-row UPDATE transactions, committed one by one inside the server (a procedure), asynchronously. */
-async function writeBacklog(url: string, count: number): Promise<string> {
+/**
+ * `count` UPDATE transactions of `width` rows each (single rows spread over the table, or
+ * runs of adjacent ids), committed one by one inside the server (a procedure), asynchronously.
+ */
+async function writeBacklog(url: string, count: number, width = 1): Promise<string> {
   const client = new pg.Client(url);
   await client.connect();
   try {
-    await client.query(`CREATE OR REPLACE PROCEDURE bench_backlog(n int) LANGUAGE plpgsql AS $$
+    await client.query(`CREATE OR REPLACE PROCEDURE bench_backlog(n int, width int) LANGUAGE plpgsql AS $$
       BEGIN
         FOR i IN 1..n LOOP
-          UPDATE bench_accounts SET balance = balance + 1 WHERE id = 1 + (i * 7919) % ${ROWS};
+          IF width = 1 THEN
+            UPDATE bench_accounts SET balance = balance + 1 WHERE id = 1 + (i * 7919) % ${ROWS};
+          ELSE
+            UPDATE bench_accounts SET balance = balance + 1 WHERE id > ((i * width) % ${ROWS}) AND id <= ((i * width) % ${ROWS}) + width;
+          END IF;
           COMMIT;
         END LOOP;
       END $$`);
     await client.query('SET synchronous_commit = off');
-    await client.query('CALL bench_backlog($1)', [count]);
+    await client.query('CALL bench_backlog($1, $2)', [count, width]);
     const { rows } = await client.query(`SELECT pg_current_wal_insert_lsn()::text AS lsn`);
     return rows[0].lsn as string;
   } finally {
@@ -86,20 +93,23 @@ async function rawDecode(url: string, slot: string, publication: string, until: 
 
 export interface DrainBench {
   transactions: number;
+  /** Rows changed by each transaction. */
+  width: number;
   rawChangesPerSecond: number;
   listenerChangesPerSecond: number;
 }
 
-export async function benchDrain(url: string, log: (line: string) => void, transactions = 200_000): Promise<DrainBench> {
+export async function benchDrain(url: string, log: (line: string) => void, transactions = 200_000, width = 1): Promise<DrainBench> {
   const config = await prepare(url);
   const admin = new pg.Client(url);
   await admin.connect();
   // The bare consumer's slot starts where the listener's checkpoint is: both see the same backlog.
   await admin.query(`SELECT pg_create_logical_replication_slot('bench_raw', 'pgoutput')`);
   await admin.end();
-  log(`  writing a backlog of ${fmt(transactions)} single-row update transactions`);
-  const end = await writeBacklog(url, transactions);
-  const raw = await rawDecode(url, 'bench_raw', config.replication.publication, parseLsn(end), transactions);
+  log(`  writing a backlog of ${fmt(transactions)} update transactions of ${width} row(s)`);
+  const end = await writeBacklog(url, transactions, width);
+  const changes = transactions * width;
+  const raw = await rawDecode(url, 'bench_raw', config.replication.publication, parseLsn(end), changes);
   log(`  bare pg-logical-replication consumer: ${fmt(raw)} changes/s`);
   const controller = new AbortController();
   let appended = 0;
@@ -111,7 +121,7 @@ export async function benchDrain(url: string, log: (line: string) => void, trans
     heartbeatMs: 0,
     onCommitted: (info) => {
       appended += info.events;
-      if (appended >= transactions && !finished) {
+      if (appended >= changes && !finished) {
         finished = performance.now();
         controller.abort();
       }
@@ -124,7 +134,7 @@ export async function benchDrain(url: string, log: (line: string) => void, trans
   await cleanup.connect();
   await cleanup.query(`SELECT pg_drop_replication_slot('bench_raw')`);
   await cleanup.end();
-  return { transactions, rawChangesPerSecond: raw, listenerChangesPerSecond: rate };
+  return { transactions, width, rawChangesPerSecond: raw, listenerChangesPerSecond: rate };
 }
 
 

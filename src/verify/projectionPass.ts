@@ -88,7 +88,12 @@ export async function projectionPasses(ctx: TypeContext, report: TypeReport, pag
 
   // Pass 2: aggregates the legacy pages did not show (not for a sample, which picks rows).
   if (ctx.mode !== 'sample') {
-    const candidates = ctx.mode === 'ids' ? ctx.options.ids!.filter((id) => !seen.has(id)) : changed ? changed.ids.filter((id) => !seen.has(id)) : undefined;
+    const candidates =
+      ctx.mode === 'ids'
+        ? ctx.options.ids!.filter((id) => !seen.has(id))
+        : changed
+          ? changed.ids.filter((id) => !seen.has(id))
+          : ctx.range?.absentHeads?.filter((id) => !seen.has(id));
     pageMismatches.push(await missingInLegacy(ctx, columns, report, seen, candidates, pageSize));
   }
   if (ctx.mode === 'ids') {

@@ -30,6 +30,11 @@ export interface TypeContext {
 export interface KeyRange {
   after?: string[];
   upTo?: string[];
+  /**
+   * A chunk's share of the heads pass, found when its run was planned (ids with events and
+   * no legacy row in this range). Undefined: walk the heads in the range instead.
+   */
+  absentHeads?: string[];
 }
 
 export function baseReport(ctx: Pick<TypeContext, 'aggregate' | 'mode'>, model?: ReadModel): TypeReport {

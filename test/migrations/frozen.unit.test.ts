@@ -16,6 +16,7 @@ const SHIPPED: Record<string, string> = {
   '0004_verification.ts': '46a56abd8b90ed1d19ecc97240dc7f0ed22f71d9fe96607c7b6f6ec25a98fa14',
   '0005_schedules.ts': '6d1ab4bf7718780bd13d440d0c40023c209cf63389e4569faad6ff62e323b2d0',
   '0006_verify_chunks.ts': '6b11581d0ea7b0e1c3bbe555d316b2d52be5694c1e80c100d4fc1db49aff1231',
+  '0007_chunk_absent_heads.ts': 'bb9b35b22157cfef3ad00dc765139d2b9c84a4e6d4d117f8fe427ee7fe07af32',
 };
 
 const folder = path.resolve(import.meta.dirname, '../../migrations');

@@ -91,7 +91,7 @@ async function runChunk(config: ResolvedConfig, pool: pg.Pool, sql: Sql, tables:
         runId: chunk.runId,
         mode: 'full',
         options: { connectionString: '', pageSize: chunk.options.pageSize, concurrency: chunk.options.concurrency, lagTimeoutMs: chunk.options.lagTimeoutMs, pauseMs: chunk.options.pauseMs, signal },
-        range: { after: chunk.after, upTo: chunk.upTo },
+        range: { after: chunk.after, upTo: chunk.upTo, absentHeads: chunk.absentHeads },
       };
       const report = baseReport(ctx);
       const pages: Mismatch[][] = [];

@@ -1,7 +1,7 @@
 import type { AggregateType } from '../../config/resolve.js';
 import type { Sql } from '../../db/queryable.js';
 import type { StoreTables } from '../../store/tables.js';
-import { afterKeyArray } from '../legacy.js';
+import { afterKeyArray, keyOfId, upToKey } from '../legacy.js';
 
 /** What every chunk of a type's shared run runs with, stored with the run so any worker agrees. */
 export interface ChunkRunOptions {
@@ -58,14 +58,29 @@ export async function planChunks(
     [runId, aggregate.type, JSON.stringify(options), heads, chunks, startedAt],
   );
   // Chunk i runs after bound i-1 (exclusive) up to bound i (inclusive); JSON carries the
-  // ragged NULL ends that a text[][] cannot.
+  // ragged NULL ends that a text[][] cannot. Each chunk also gets its share of the heads
+  // pass, found here in one walk of the heads (a chunk walking them itself would read them
+  // once per chunk): the aggregates with events and no legacy row now, in its key range.
   const ranges = Array.from({ length: chunks }, (_, i) => ({ after: bounds[i - 1] ?? null, upTo: bounds[i] ?? null }));
+  const key = keyOfId(aggregate, 'a.id');
   await sql.query(
-    `INSERT INTO ${tables.verifyChunks} (run_id, aggregate_type, chunk, after_key, up_to_key)
-     SELECT $1::uuid, $2::text, (r.ordinality - 1)::int,
-            CASE WHEN jsonb_typeof(r.value->'after') = 'array' THEN ARRAY(SELECT x FROM jsonb_array_elements_text(r.value->'after') WITH ORDINALITY e(x, n) ORDER BY n) END,
-            CASE WHEN jsonb_typeof(r.value->'upTo') = 'array' THEN ARRAY(SELECT x FROM jsonb_array_elements_text(r.value->'upTo') WITH ORDINALITY e(x, n) ORDER BY n) END
-     FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY r`,
+    `WITH absent AS (
+       SELECT h.aggregate_id AS id FROM ${tables.heads} h
+       WHERE h.aggregate_type = $2::text
+         AND NOT EXISTS (SELECT 1 FROM ${aggregate.table.quoted} t WHERE ${keyOfId(aggregate, 'h.aggregate_id').map((v, i) => `t.${aggregate.key[i]!.quoted} = ${v}`).join(' AND ')})
+     ),
+     ranges AS (
+       SELECT (r.ordinality - 1)::int AS chunk,
+              CASE WHEN jsonb_typeof(r.value->'after') = 'array' THEN ARRAY(SELECT x FROM jsonb_array_elements_text(r.value->'after') WITH ORDINALITY e(x, n) ORDER BY n) END AS after_key,
+              CASE WHEN jsonb_typeof(r.value->'upTo') = 'array' THEN ARRAY(SELECT x FROM jsonb_array_elements_text(r.value->'upTo') WITH ORDINALITY e(x, n) ORDER BY n) END AS up_to_key
+       FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY r
+     )
+     INSERT INTO ${tables.verifyChunks} (run_id, aggregate_type, chunk, after_key, up_to_key, absent_heads)
+     SELECT $1::uuid, $2::text, g.chunk, g.after_key, g.up_to_key,
+            ARRAY(SELECT a.id FROM absent a
+                  WHERE ${afterKeyArray(aggregate, key, 'g.after_key')} AND ${upToKey(aggregate, key, 'g.up_to_key')}
+                  ORDER BY a.id)
+     FROM ranges g`,
     [runId, aggregate.type, JSON.stringify(ranges)],
   );
   return chunks;

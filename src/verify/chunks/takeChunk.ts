@@ -10,6 +10,8 @@ export interface TakenChunk {
   chunk: number;
   after: string[] | undefined;
   upTo: string[] | undefined;
+  /** Its share of the heads pass: ids with events but no legacy row when the run was planned (undefined: planned before these were kept). */
+  absentHeads: string[] | undefined;
   attempts: number;
   options: ChunkRunOptions;
 }
@@ -30,7 +32,7 @@ export interface ChunkResult {
  * SKIP LOCKED lets concurrent workers take different chunks without waiting on each other.
  */
 export async function takeChunk(sql: Sql, tables: StoreTables, worker: string, runId: string | undefined): Promise<TakenChunk | undefined> {
-  const [row] = await sql.query<{ run_id: string; aggregate_type: string; chunk: number; after_key: string[] | null; up_to_key: string[] | null; attempts: number; options: ChunkRunOptions }>(
+  const [row] = await sql.query<{ run_id: string; aggregate_type: string; chunk: number; after_key: string[] | null; up_to_key: string[] | null; absent_heads: string[] | null; attempts: number; options: ChunkRunOptions }>(
     `UPDATE ${tables.verifyChunks} c
      SET state = 'taken', worker = $2::text, attempts = c.attempts + 1,
          lease_until = now() + (r.options->>'leaseMs')::int * interval '1 millisecond'
@@ -41,7 +43,7 @@ export async function takeChunk(sql: Sql, tables: StoreTables, worker: string, r
          JOIN ${tables.verifyChunkRuns} orun ON orun.run_id = o.run_id AND orun.aggregate_type = o.aggregate_type AND orun.recorded_run IS NULL
          WHERE ($1::uuid IS NULL OR o.run_id = $1::uuid) AND o.state <> 'done' AND (o.state = 'pending' OR o.lease_until < now())
          ORDER BY o.run_id, o.aggregate_type, o.chunk LIMIT 1 FOR UPDATE OF o SKIP LOCKED)
-     RETURNING c.run_id::text, c.aggregate_type, c.chunk, c.after_key, c.up_to_key, c.attempts, r.options`,
+     RETURNING c.run_id::text, c.aggregate_type, c.chunk, c.after_key, c.up_to_key, c.absent_heads, c.attempts, r.options`,
     [runId ?? null, worker],
   );
   if (!row) return undefined;
@@ -51,6 +53,7 @@ export async function takeChunk(sql: Sql, tables: StoreTables, worker: string, r
     chunk: row.chunk,
     after: row.after_key ?? undefined,
     upTo: row.up_to_key ?? undefined,
+    absentHeads: row.absent_heads ?? undefined,
     attempts: row.attempts,
     options: row.options,
   };
