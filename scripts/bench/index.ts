@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,verify-large,emmett,cli,run,verify-workers,backfill]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,verify-large,emmett,scale,cli,run,verify-workers,backfill]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -15,6 +15,7 @@ import { benchBackfill } from './backfill.js';
 import { benchListenerMix } from './listenerMix.js';
 import { benchVerifyLarge } from './verifyLarge.js';
 import { benchEmmett } from './emmett.js';
+import { benchScale } from './scale.js';
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -194,6 +195,25 @@ async function main() {
         '| clients | hindsight `append` | emmett `appendToStream` | hindsight / emmett (target ≥ 2×) | floor: one plain autocommitted INSERT | hindsight / floor |',
         '| --- | --- | --- | --- | --- | --- |',
         ...results.map((r) => `| ${r.clients} | ${cell(r.hindsight)} | ${cell(r.emmett)} | ${(r.hindsight.median / r.emmett.median).toFixed(2)}× | ${cell(r.floor)} | ${((r.hindsight.median / r.floor.median) * 100).toFixed(1)}% |`),
+        '',
+      );
+    }
+    if (only.has('scale')) {
+      const sizes = (process.env.BENCH_SCALE_SIZES ?? '1000000,10000000').split(',').map(Number);
+      const rows = await benchScale(server.url, log, sizes);
+      const first = rows[0]!;
+      const pct = (x: number, base: number) => `${((x / base) * 100).toFixed(0)}%`;
+      out.push(
+        `### Costs as the log grows (${date})`,
+        '',
+        `Aggregates of 10 events each, written interleaved; the same ${300} sampled aggregates are read at every size (latencies: median / p99 ms). Appends: new aggregates, expected version 0, 5 s each. In brackets: against the first size.`,
+        '',
+        '| events in the log | append/s, 1 client | append/s, 8 clients | read one aggregate | state as of a date | history of 4 days | events table | its indexes |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |',
+        ...rows.map(
+          (r) =>
+            `| ${fmt(r.events)} | ${fmt(r.appendRate.one)} (${pct(r.appendRate.one, first.appendRate.one)}) | ${fmt(r.appendRate.eight)} (${pct(r.appendRate.eight, first.appendRate.eight)}) | ${r.read[0].toFixed(2)} / ${r.read[1].toFixed(2)} (${pct(r.read[0], first.read[0])}) | ${r.asOf[0].toFixed(2)} / ${r.asOf[1].toFixed(2)} (${pct(r.asOf[0], first.asOf[0])}) | ${r.history[0].toFixed(2)} / ${r.history[1].toFixed(2)} (${pct(r.history[0], first.history[0])}) | ${fmt(r.tableMiB)} MiB | ${fmt(r.indexesMiB)} MiB |`,
+        ),
         '',
       );
     }

@@ -1,0 +1,122 @@
+import pg from 'pg';
+import { z } from 'zod';
+import { byKey, keyParameters } from '../../src/db/canonicalKey.js';
+import { toSql } from '../../src/db/queryable.js';
+import { defineEvent } from '../../src/events/defineEvent.js';
+import { createHindsight } from '../../src/hindsight.js';
+import { defineProjector } from '../../src/projection/defineProjector.js';
+import { history } from '../../src/projection/history.js';
+import { project } from '../../src/projection/project.js';
+import { migrate } from '../../src/store/migrate.js';
+import { storeTables } from '../../src/store/tables.js';
+import { closedLoop, fmt } from './harness.js';
+import { percentile } from './listener.js';
+
+/**
+ * Costs as the log grows (issue 12, item 5): the same measurements with 1M, 10M (and, with
+ * BENCH_SCALE_SIZES, 30M) events in the log. Aggregates have 10 events each, written
+ * interleaved (every aggregate's first event, then every aggregate's second...) as a long
+ * log holds them; the log grows by new aggregates, so the sampled aggregates (from the first
+ * million events) read exactly the same events at every size.
+ */
+
+const EVENTS_EACH = 10;
+const SAMPLE = 300;
+const tables = storeTables('"hindsight"');
+
+const Credited = defineEvent('sacct.credited', z.object({ amount: z.number().int() }));
+const hs = createHindsight({
+  aggregates: [
+    {
+      type: 'sacct',
+      table: 'scale_accounts',
+      key: { column: 'id', type: 'bigint' },
+      events: [Credited],
+      projector: defineProjector<{ balance: number }>({
+        aggregateType: 'sacct',
+        initial: () => ({ balance: 0 }),
+        handlers: { 'sacct.credited': (s, e) => ({ balance: s.balance + (e.payload as { amount: number }).amount }) },
+      }),
+    },
+  ],
+});
+const aggregate = hs.config.aggregates.get('sacct')!;
+
+export interface ScaleRow {
+  events: number;
+  appendRate: { one: number; eight: number };
+  /** Milliseconds, median / p99 over the sample. */
+  read: [number, number];
+  asOf: [number, number];
+  history: [number, number];
+  tableMiB: number;
+  indexesMiB: number;
+}
+
+/** Adds aggregates [from, to) with EVENTS_EACH events each, one event number at a time. */
+async function grow(pool: pg.Pool, from: number, to: number, log: (line: string) => void): Promise<void> {
+  const started = performance.now();
+  for (let s = 1; s <= EVENTS_EACH; s++) {
+    await pool.query(
+      `INSERT INTO hindsight.events (aggregate_type, aggregate_id, sequence, event_type, payload, hash, source, occurred_at)
+       SELECT 'sacct', g::text, $3::int, 'sacct.credited', jsonb_build_object('amount', $3::int), sha256('x'::bytea), 'app',
+              timestamptz '2026-01-01' + $3::int * interval '1 day' + (g % 86400) * interval '1 second'
+       FROM generate_series($1::bigint, $2::bigint - 1) g`,
+      [from, to, s],
+    );
+  }
+  await pool.query(
+    `INSERT INTO hindsight.heads (aggregate_type, aggregate_id, version, last_hash)
+     SELECT 'sacct', g::text, $3::int, sha256('x'::bytea) FROM generate_series($1::bigint, $2::bigint - 1) g`,
+    [from, to, EVENTS_EACH],
+  );
+  await pool.query('VACUUM ANALYZE hindsight.events, hindsight.heads');
+  log(`  log grown to ${fmt(to * EVENTS_EACH)} events (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+async function latencies(run: (id: number) => Promise<unknown>, ids: readonly number[]): Promise<[number, number]> {
+  const times: number[] = [];
+  for (const id of ids) {
+    const started = performance.now();
+    await run(id);
+    times.push(performance.now() - started);
+  }
+  return [percentile(times, 0.5), percentile(times, 0.99)];
+}
+
+export async function benchScale(url: string, log: (line: string) => void, sizes = [1_000_000, 10_000_000]): Promise<ScaleRow[]> {
+  await migrate({ connectionString: url });
+  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  const sql = toSql(pool);
+  const rows: ScaleRow[] = [];
+  // Fresh aggregates for the append runs, far above the seeded ids.
+  let nextAppendId = 1_000_000_000;
+  try {
+    let aggregates = 0;
+    const sample = Array.from({ length: SAMPLE }, (_, i) => 1 + ((i * 7919) % (sizes[0]! / EVENTS_EACH)));
+    for (const size of sizes) {
+      await grow(pool, aggregates + 1, size / EVENTS_EACH + 1, log);
+      aggregates = size / EVENTS_EACH;
+      // The same sampled aggregates at every size: read, as of the 5th day, and their history over days 3 to 7.
+      const ref = (id: number) => byKey(aggregate.key, keyParameters('sacct', aggregate.key, id));
+      const read = await latencies((id) => hs.readAggregate(pool, 'sacct', id), sample);
+      const asOf = await latencies((id) => project(sql, tables, aggregate, ref(id), { asOf: '2026-01-06T00:00:00Z' }), sample);
+      const ledger = await latencies((id) => history(sql, tables, aggregate, ref(id), { from: '2026-01-04T00:00:00Z', to: '2026-01-08T00:00:00Z' }), sample);
+      const append = async () => {
+        const id = nextAppendId++;
+        await hs.append(pool, { aggregateType: 'sacct', aggregateId: id, expectedVersion: 0, events: [{ type: 'sacct.credited', payload: { amount: 1 } }] });
+      };
+      const one = await closedLoop(1, 5, append);
+      const eight = await closedLoop(8, 5, append);
+      const [{ table, indexes }] = (await sql.query<{ table: string; indexes: string }>(
+        `SELECT pg_table_size('hindsight.events')::text AS table, pg_indexes_size('hindsight.events')::text AS indexes`,
+      )) as [{ table: string; indexes: string }];
+      const row: ScaleRow = { events: size, appendRate: { one, eight }, read, asOf, history: ledger, tableMiB: Number(table) / 2 ** 20, indexesMiB: Number(indexes) / 2 ** 20 };
+      rows.push(row);
+      log(`  ${fmt(size)} events: append ${fmt(one)} / ${fmt(eight)} per s; read ${read[0].toFixed(2)} ms, as-of ${asOf[0].toFixed(2)} ms, history ${ledger[0].toFixed(2)} ms (medians); table ${fmt(row.tableMiB)} MiB, indexes ${fmt(row.indexesMiB)} MiB`);
+    }
+  } finally {
+    await pool.end();
+  }
+  return rows;
+}
