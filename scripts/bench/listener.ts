@@ -73,14 +73,14 @@ async function writeBacklog(url: string, count: number, width = 1): Promise<stri
   }
 }
 
-/** A bare consumer: the package's own pgoutput parser, no acknowledgement until the end, counting changes. */
-async function rawDecode(url: string, slot: string, publication: string, until: bigint, changes: number): Promise<number> {
+/** A bare consumer: the package's own pgoutput parser, no acknowledgement until the end, counting `tag` messages (row updates, or commits) per second. */
+export async function rawDecode(url: string, slot: string, publication: string, until: bigint, changes: number, tag = 'update'): Promise<number> {
   const service = new LogicalReplicationService({ connectionString: url }, { acknowledge: { auto: false, timeoutSeconds: 0 } });
   let seen = 0;
   const started = performance.now();
   const done = new Promise<void>((resolve) => {
     service.on('data', (lsn: string, message: { tag: string }) => {
-      if (message.tag === 'update') seen += 1;
+      if (message.tag === tag) seen += 1;
       if (seen >= changes || parseLsn(lsn) >= until) resolve();
     });
   });

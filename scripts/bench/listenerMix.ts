@@ -5,7 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { LogicalReplicationService, PgoutputPlugin } from 'pg-logical-replication';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
 import { toSql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
@@ -15,6 +14,7 @@ import { setupReplication, teardownReplication } from '../../src/replication/set
 import { migrate } from '../../src/store/migrate.js';
 import { fmt } from './harness.js';
 import { peakRssMiB } from './memory.js';
+import { rawDecode } from './listener.js';
 
 /**
  * The listener under a TPC-B-like write mix (issue 12, item 3b): each transaction updates
@@ -206,7 +206,7 @@ export async function benchListenerMix(url: string, log: (line: string) => void,
     const backlogLoadTps = await pgbench(bin, url, scriptFile, clients, { transactions: backlogPerClient });
     const backlogEnd = await cut(admin);
     const transactions = backlogPerClient * clients;
-    const rawTps = await rawCommits(url, 'bench_mix_raw', replication.publication, backlogEnd, transactions);
+    const rawTps = await rawDecode(url, 'bench_mix_raw', replication.publication, backlogEnd, transactions, 'commit');
     log(`  bare pg-logical-replication consumer: ${fmt(rawTps)} tx/s`);
     const controller = new AbortController();
     const started = performance.now();
@@ -241,22 +241,4 @@ export async function benchListenerMix(url: string, log: (line: string) => void,
 async function eventCount(client: pg.Client): Promise<number> {
   const { rows } = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM hindsight.events WHERE source = 'replication'`);
   return Number(rows[0]!.n);
-}
-
-/** A bare consumer: the package's own pgoutput parser, counting commits until `until`. */
-async function rawCommits(url: string, slot: string, publication: string, until: bigint, transactions: number): Promise<number> {
-  const service = new LogicalReplicationService({ connectionString: url }, { acknowledge: { auto: false, timeoutSeconds: 0 } });
-  let commits = 0;
-  const started = performance.now();
-  const done = new Promise<void>((resolve) => {
-    service.on('data', (lsn: string, message: { tag: string }) => {
-      if (message.tag === 'commit') commits += 1;
-      if (commits >= transactions || parseLsn(lsn) >= until) resolve();
-    });
-  });
-  void service.subscribe(new PgoutputPlugin({ protoVersion: 1, publicationNames: [publication] }), slot, '0/0').catch(() => undefined);
-  await done;
-  const seconds = (performance.now() - started) / 1000;
-  await service.stop();
-  return commits / seconds;
 }
