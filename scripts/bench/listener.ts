@@ -26,23 +26,33 @@ function listenerConfig(): ResolvedConfig {
   });
 }
 
-async function prepare(url: string): Promise<ResolvedConfig> {
-  const config = listenerConfig();
+/**
+ * A clean start for a replication benchmark: the bench's slots, publication, store and
+ * `tables` dropped, a fresh store, the legacy tables made by `create`, then replication
+ * setup and the baseline import, as a user would.
+ */
+export async function freshReplicationBench(url: string, config: ResolvedConfig, tables: readonly string[], create: (client: pg.Client) => Promise<void>): Promise<ResolvedConfig> {
   const client = new pg.Client(url);
   await client.connect();
   try {
     await teardownReplication(toSql(client), config).catch(() => undefined);
     await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'bench_%' AND NOT active`);
-    await client.query('DROP SCHEMA IF EXISTS hindsight CASCADE; DROP TABLE IF EXISTS bench_accounts');
+    await client.query(`DROP SCHEMA IF EXISTS hindsight CASCADE; DROP TABLE IF EXISTS ${tables.join(', ')}`);
     await migrate({ connectionString: url });
-    await client.query(`CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL, note text)`);
-    await client.query(`INSERT INTO bench_accounts SELECT g, 0, 'account ' || g FROM generate_series(1, ${ROWS}) g`);
+    await create(client);
   } finally {
     await client.end();
   }
   await setupReplication(config, { connectionString: url });
   await backfill(config, { connectionString: url });
   return config;
+}
+
+function prepare(url: string): Promise<ResolvedConfig> {
+  return freshReplicationBench(url, listenerConfig(), ['bench_accounts'], async (client) => {
+    await client.query(`CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL, note text)`);
+    await client.query(`INSERT INTO bench_accounts SELECT g, 0, 'account ' || g FROM generate_series(1, ${ROWS}) g`);
+  });
 }
 
 /**

@@ -6,15 +6,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
-import { toSql } from '../../src/db/queryable.js';
-import { backfill } from '../../src/replication/backfill.js';
 import { runListener } from '../../src/replication/listener.js';
 import { parseLsn } from '../../src/replication/pgoutput.js';
-import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
-import { migrate } from '../../src/store/migrate.js';
 import { fmt } from './harness.js';
 import { peakRssMiB } from './memory.js';
-import { rawDecode } from './listener.js';
+import { freshReplicationBench, rawDecode } from './listener.js';
 
 /**
  * The listener under a TPC-B-like write mix (issue 12, item 3b): each transaction updates
@@ -81,27 +77,16 @@ export interface MixBench {
   backlog: { transactions: number; loadTps: number; rawTps: number; listenerTps: number };
 }
 
-async function prepare(url: string): Promise<ResolvedConfig> {
+function prepare(url: string): Promise<ResolvedConfig> {
   const config = resolveConfig({ replication, aggregates: declarations });
-  const client = new pg.Client(url);
-  await client.connect();
-  try {
-    await teardownReplication(toSql(client), config).catch(() => undefined);
-    await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'bench_%' AND NOT active`);
-    await client.query('DROP SCHEMA IF EXISTS hindsight CASCADE; DROP TABLE IF EXISTS mix_branches, mix_tellers, mix_accounts, mix_history');
-    await migrate({ connectionString: url });
+  return freshReplicationBench(url, config, ['mix_branches', 'mix_tellers', 'mix_accounts', 'mix_history'], async (client) => {
     for (const [table, rows] of [['mix_branches', BRANCHES], ['mix_tellers', TELLERS], ['mix_accounts', ACCOUNTS]] as const) {
       await client.query(`CREATE TABLE ${table} (id int PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, filler text NOT NULL)`);
       await client.query(`INSERT INTO ${table} SELECT g, 0, repeat('x', 40) FROM generate_series(1, ${rows}) g`);
     }
     await client.query(`CREATE TABLE mix_history (id bigserial PRIMARY KEY, account_id int, teller_id int, branch_id int, delta int, at timestamptz)`);
     await client.query('VACUUM ANALYZE mix_branches, mix_tellers, mix_accounts');
-  } finally {
-    await client.end();
-  }
-  await setupReplication(config, { connectionString: url });
-  await backfill(config, { connectionString: url });
-  return config;
+  });
 }
 
 /** Runs pgbench with the mix script: for `seconds`, or `transactions` per client. */
