@@ -312,7 +312,12 @@ export async function listen(config: ResolvedConfig, options: ListenerOptions & 
             options.onCommitted?.(info);
           },
         });
-        if (standby) standby = false;
+        if (options.signal?.aborted) return;
+        // The server ended the stream without an error (a walsender leaves this way when the
+        // server shuts down): the connection is gone all the same, so say so and reconnect.
+        log(`the server ended the replication stream (shutting down?); reconnecting in ${delay} ms`);
+        standby = false;
+        options.onState?.('reconnecting');
       } catch (error) {
         if (options.signal?.aborted) return;
         const kind = retryable(error);

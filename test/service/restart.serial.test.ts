@@ -71,10 +71,19 @@ describe('hindsight run across a PostgreSQL restart', () => {
       for (let i = 1; i <= 5; i++) await pool.query(`UPDATE counters SET n = n + 1 WHERE id = $1`, [i]);
 
       await stopEmbeddedServer(server.baseDir, 'fast');
-      const down = await pollFor('not ready while the server is down', async () => {
-        const r = await readyz(base);
-        return r.status === 503 && !r.body.components.listener!.ready ? r : undefined;
-      });
+      let seen = 'no answer yet';
+      const down = await pollFor(
+        'not ready while the server is down',
+        async () => {
+          const r = await readyz(base).catch((error: unknown) => {
+            seen = `/readyz did not answer: ${String(error)}`;
+            throw error;
+          });
+          seen = `/readyz ${r.status} ${JSON.stringify(r.body)}`;
+          return r.status === 503 && !r.body.components.listener!.ready ? r : undefined;
+        },
+        { explain: async () => `last seen: ${seen}; service log:\n${logs.join('\n')}` },
+      );
       expect(down.body.components.database).toMatchObject({ ready: false });
       expect(down.body.components.listener!.detail).toMatch(/reconnecting/);
       expect((await fetch(`${base}/healthz`)).status).toBe(200); // alive all the same
