@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,verify-large,emmett,scale,cli,run,verify-workers,backfill]`: the
+ * `npm run bench [-- --seconds N --runs N --clients 1,8 --only capture,projections,listener,listener-mix,verify,verify-large,emmett,scale,memory,cli,run,verify-workers,backfill]`: the
  * benchmarks, run by hand, never as tests. Prints progress on stderr, then a Markdown
  * section to paste into docs/benchmarks.md.
  */
@@ -16,6 +16,7 @@ import { benchListenerMix } from './listenerMix.js';
 import { benchVerifyLarge } from './verifyLarge.js';
 import { benchEmmett } from './emmett.js';
 import { benchScale } from './scale.js';
+import { benchMemory } from './memoryBounds.js';
 
 async function main() {
   const argv = process.argv.slice(2);
@@ -208,12 +209,25 @@ async function main() {
         '',
         `Aggregates of 10 events each, written interleaved; the same ${300} sampled aggregates are read at every size (latencies: median / p99 ms). Appends: new aggregates, expected version 0, 5 s each. In brackets: against the first size.`,
         '',
-        '| events in the log | append/s, 1 client | append/s, 8 clients | read one aggregate | state as of a date | history of 4 days | events table | its indexes |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- |',
+        '| events in the log | append/s, 1 client | append/s, 8 clients | read one aggregate | state as of a date | history of 4 days | updater lag at 500/s | updater peak RSS | events table | its indexes |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
         ...rows.map(
           (r) =>
-            `| ${fmt(r.events)} | ${fmt(r.appendRate.one)} (${pct(r.appendRate.one, first.appendRate.one)}) | ${fmt(r.appendRate.eight)} (${pct(r.appendRate.eight, first.appendRate.eight)}) | ${r.read[0].toFixed(2)} / ${r.read[1].toFixed(2)} (${pct(r.read[0], first.read[0])}) | ${r.asOf[0].toFixed(2)} / ${r.asOf[1].toFixed(2)} (${pct(r.asOf[0], first.asOf[0])}) | ${r.history[0].toFixed(2)} / ${r.history[1].toFixed(2)} (${pct(r.history[0], first.history[0])}) | ${fmt(r.tableMiB)} MiB | ${fmt(r.indexesMiB)} MiB |`,
+            `| ${fmt(r.events)} | ${fmt(r.appendRate.one)} (${pct(r.appendRate.one, first.appendRate.one)}) | ${fmt(r.appendRate.eight)} (${pct(r.appendRate.eight, first.appendRate.eight)}) | ${r.read[0].toFixed(2)} / ${r.read[1].toFixed(2)} (${pct(r.read[0], first.read[0])}) | ${r.asOf[0].toFixed(2)} / ${r.asOf[1].toFixed(2)} (${pct(r.asOf[0], first.asOf[0])}) | ${r.history[0].toFixed(2)} / ${r.history[1].toFixed(2)} (${pct(r.history[0], first.history[0])}) | ${r.updater.p50.toFixed(1)} / ${r.updater.p99.toFixed(1)} (${pct(r.updater.p99, first.updater.p99)}) | ${r.updater.peakRssMiB === undefined ? 'n/a' : `${r.updater.peakRssMiB.toFixed(0)} MiB`} | ${fmt(r.tableMiB)} MiB | ${fmt(r.indexesMiB)} MiB |`,
         ),
+        '',
+      );
+    }
+    if (only.has('memory')) {
+      const rows = await benchMemory(server.url, log);
+      out.push(
+        `### Memory at two sizes (${date})`,
+        '',
+        'Each task in a process of its own; peak RSS is its high-water mark (VmHWM, or the process\'s own maxRSS). The second size is 5-10 times the first: memory that grew with the work would show here.',
+        '',
+        '| task | sizes | peak RSS | larger / smaller |',
+        '| --- | --- | --- | --- |',
+        ...rows.map((r) => `| ${r.what} | ${r.sizes.join('; ')} | ${r.peakRssMiB.map((m) => `${m.toFixed(0)} MiB`).join('; ')} | ${(r.peakRssMiB.at(-1)! / r.peakRssMiB[0]!).toFixed(2)}× |`),
         '',
       );
     }

@@ -19,11 +19,14 @@ import type { LagBench } from './updaterLag.js';
 
 const ROWS = 10_000;
 
+/** The drain benchmark's declaration, as a config file would hold it. */
+export const listenerConfigInput = {
+  replication: { slot: 'bench_listener', publication: 'bench_legacy' },
+  aggregates: [{ type: 'account', table: 'bench_accounts', key: { column: 'id', type: 'integer' }, capture: 'listener' as const }],
+};
+
 function listenerConfig(): ResolvedConfig {
-  return resolveConfig({
-    replication: { slot: 'bench_listener', publication: 'bench_legacy' },
-    aggregates: [{ type: 'account', table: 'bench_accounts', key: { column: 'id', type: 'integer' }, capture: 'listener' }],
-  });
+  return resolveConfig(listenerConfigInput);
 }
 
 /**
@@ -48,7 +51,7 @@ export async function freshReplicationBench(url: string, config: ResolvedConfig,
   return config;
 }
 
-function prepare(url: string): Promise<ResolvedConfig> {
+export function prepare(url: string): Promise<ResolvedConfig> {
   return freshReplicationBench(url, listenerConfig(), ['bench_accounts'], async (client) => {
     await client.query(`CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL, note text)`);
     await client.query(`INSERT INTO bench_accounts SELECT g, 0, 'account ' || g FROM generate_series(1, ${ROWS}) g`);
@@ -59,7 +62,7 @@ function prepare(url: string): Promise<ResolvedConfig> {
  * `count` UPDATE transactions of `width` rows each (single rows spread over the table, or
  * runs of adjacent ids), committed one by one inside the server (a procedure), asynchronously.
  */
-async function writeBacklog(url: string, count: number, width = 1): Promise<string> {
+export async function writeBacklog(url: string, count: number, width = 1): Promise<string> {
   const client = new pg.Client(url);
   await client.connect();
   try {
@@ -67,7 +70,7 @@ async function writeBacklog(url: string, count: number, width = 1): Promise<stri
       BEGIN
         FOR i IN 1..n LOOP
           IF width = 1 THEN
-            UPDATE bench_accounts SET balance = balance + 1 WHERE id = 1 + (i * 7919) % ${ROWS};
+            UPDATE bench_accounts SET balance = balance + 1 WHERE id = 1 + (i::bigint * 7919) % ${ROWS};
           ELSE
             UPDATE bench_accounts SET balance = balance + 1 WHERE id > ((i * width) % ${ROWS}) AND id <= ((i * width) % ${ROWS}) + width;
           END IF;

@@ -103,18 +103,18 @@ async function pgbench(bin: string, url: string, scriptFile: string, clients: nu
   return Number(tps[1]);
 }
 
-async function checkpointLsn(client: pg.Client): Promise<bigint> {
-  const { rows } = await client.query<{ lsn: string }>(`SELECT checkpoint_lsn::text AS lsn FROM hindsight.replication_state WHERE slot_name = $1`, [replication.slot]);
+export async function checkpointLsn(client: pg.Client, slot = replication.slot): Promise<bigint> {
+  const { rows } = await client.query<{ lsn: string }>(`SELECT checkpoint_lsn::text AS lsn FROM hindsight.replication_state WHERE slot_name = $1`, [slot]);
   return parseLsn(rows[0]!.lsn);
 }
 
 /** A cut marker after everything written so far: the listener checkpoints its commit at once. Returns its position. */
-async function cut(client: pg.Client): Promise<bigint> {
+export async function cut(client: pg.Client): Promise<bigint> {
   const { rows } = await client.query<{ lsn: string }>(`SELECT pg_logical_emit_message(true, 'hindsight.cut', 'bench')::text AS lsn`);
   return parseLsn(rows[0]!.lsn);
 }
 
-async function waitFor(condition: () => Promise<boolean>): Promise<void> {
+export async function waitFor(condition: () => Promise<boolean>): Promise<void> {
   while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 

@@ -44,7 +44,8 @@ export function benchConfig(): ResolvedConfig {
  * (each account's events far apart), straight into the tables in SQL: the benchmark is
  * about reading them back. Their hashes are not a chain; nothing here checks them.
  */
-async function seed(url: string, aggregates: number, eventsPerAggregate: number, log: (line: string) => void): Promise<void> {
+/** A fresh store holding `aggregates` accounts of `eventsPerAggregate` credits each, interleaved. */
+export async function seed(url: string, aggregates: number, eventsPerAggregate: number, log: (line: string) => void): Promise<void> {
   const client = new pg.Client(url);
   await client.connect();
   try {

@@ -9,8 +9,11 @@ import { history } from '../../src/projection/history.js';
 import { project } from '../../src/projection/project.js';
 import { migrate } from '../../src/store/migrate.js';
 import { storeTables } from '../../src/store/tables.js';
+import { createUpdater } from '../../src/readmodel/updater.js';
 import { closedLoop, fmt } from './harness.js';
 import { percentile } from './listener.js';
+import { benchConfig } from './projections.js';
+import { benchUpdaterLag } from './updaterLag.js';
 
 /**
  * Costs as the log grows (issue 12, item 5): the same measurements with 1M, 10M (and, with
@@ -49,8 +52,26 @@ export interface ScaleRow {
   read: [number, number];
   asOf: [number, number];
   history: [number, number];
+  /** Updater lag at 500 appends/s for 20 s, p50 / p99 ms, and the updater process's peak RSS (MiB). */
+  updater: { p50: number; p99: number; peakRssMiB: number | undefined };
   tableMiB: number;
   indexesMiB: number;
+}
+
+/**
+ * The grown events are of a type no read model follows. A running updater would have moved
+ * past them as they arrived (its reads skip other types' events and checkpoint past them);
+ * the bulk growth happens with no updater running, so its checkpoint is moved to the end of
+ * the log, where a keeping-up updater would be, and only its lag on new events is measured.
+ */
+async function caughtUpToEnd(pool: pg.Pool): Promise<void> {
+  const subscriber = benchConfig().readModels.get('account_balances')!.subscriber;
+  await pool.query(
+    `UPDATE hindsight.checkpoints c SET transaction_id = e.transaction_id, global_position = e.global_position
+     FROM (SELECT transaction_id, global_position FROM hindsight.events ORDER BY transaction_id DESC, global_position DESC LIMIT 1) e
+     WHERE c.subscriber = $1::text AND (c.transaction_id, c.global_position) < (e.transaction_id, e.global_position)`,
+    [subscriber],
+  );
 }
 
 /** Adds aggregates [from, to) with EVENTS_EACH events each, one event number at a time. */
@@ -94,6 +115,8 @@ export async function benchScale(url: string, log: (line: string) => void, sizes
   try {
     let aggregates = 0;
     const sample = Array.from({ length: SAMPLE }, (_, i) => 1 + ((i * 7919) % (sizes[0]! / EVENTS_EACH)));
+    // The read-model tables and the updater's checkpoint, before the log grows.
+    await createUpdater(benchConfig(), { connectionString: url }).runOnce();
     for (const size of sizes) {
       await grow(pool, aggregates + 1, size / EVENTS_EACH + 1, log);
       aggregates = size / EVENTS_EACH;
@@ -108,12 +131,14 @@ export async function benchScale(url: string, log: (line: string) => void, sizes
       };
       const one = await closedLoop(1, 5, append);
       const eight = await closedLoop(8, 5, append);
+      await caughtUpToEnd(pool);
+      const lag = await benchUpdaterLag(url, log, 500, 20);
       const [{ table, indexes }] = (await sql.query<{ table: string; indexes: string }>(
         `SELECT pg_table_size('hindsight.events')::text AS table, pg_indexes_size('hindsight.events')::text AS indexes`,
       )) as [{ table: string; indexes: string }];
-      const row: ScaleRow = { events: size, appendRate: { one, eight }, read, asOf, history: ledger, tableMiB: Number(table) / 2 ** 20, indexesMiB: Number(indexes) / 2 ** 20 };
+      const row: ScaleRow = { events: size, appendRate: { one, eight }, read, asOf, history: ledger, updater: { p50: lag.p50, p99: lag.p99, peakRssMiB: lag.peakRssMiB }, tableMiB: Number(table) / 2 ** 20, indexesMiB: Number(indexes) / 2 ** 20 };
       rows.push(row);
-      log(`  ${fmt(size)} events: append ${fmt(one)} / ${fmt(eight)} per s; read ${read[0].toFixed(2)} ms, as-of ${asOf[0].toFixed(2)} ms, history ${ledger[0].toFixed(2)} ms (medians); table ${fmt(row.tableMiB)} MiB, indexes ${fmt(row.indexesMiB)} MiB`);
+      log(`  ${fmt(size)} events: append ${fmt(one)} / ${fmt(eight)} per s; read ${read[0].toFixed(2)} ms, as-of ${asOf[0].toFixed(2)} ms, history ${ledger[0].toFixed(2)} ms (medians); updater lag p99 ${lag.p99.toFixed(1)} ms; table ${fmt(row.tableMiB)} MiB, indexes ${fmt(row.indexesMiB)} MiB`);
     }
   } finally {
     await pool.end();

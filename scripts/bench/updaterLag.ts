@@ -8,6 +8,7 @@ import { pollUntil } from '../../src/db/pollUntil.js';
 import { toSql } from '../../src/db/queryable.js';
 import { storeTables } from '../../src/store/tables.js';
 import { closedLoop, fmt, stats, type Stats } from './harness.js';
+import { peakRssMiB } from './memory.js';
 
 /** Starts the bench config's updater in a child process; stop() sends SIGTERM and waits. */
 export function startUpdaterProcess(url: string, options: { service?: boolean } = {}): { child: ChildProcess; stop(): Promise<void> } {
@@ -26,6 +27,8 @@ export function startUpdaterProcess(url: string, options: { service?: boolean } 
 
 export interface LagBench {
   rate: number;
+  /** The updater process's peak resident memory (VmHWM), MiB; undefined off Linux. */
+  peakRssMiB?: number;
   seconds: number;
   samples: number;
   p50: number;
@@ -112,6 +115,7 @@ export async function benchUpdaterLag(url: string, log: (line: string) => void, 
       p99: at(lags, 0.99),
       max: lags[lags.length - 1] ?? Number.NaN,
       lone: { samples: lone.length, p50: at(lone, 0.5), max: lone[lone.length - 1] ?? Number.NaN },
+      peakRssMiB: peakRssMiB(updater.child.pid),
     };
     log(`  updater lag at ${rate} tx/s: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms (${fmt(result.samples)} row writes)`);
     log(`  updater lag of a lone event: median ${result.lone.p50.toFixed(1)} ms, max ${result.lone.max.toFixed(1)} ms (${result.lone.samples} events in turn)`);

@@ -24,7 +24,7 @@ export interface VerifyLargeBench {
 
 const TYPE = 'vlarge';
 
-async function seed(pool: pg.Pool, rows: number, eventsEach: number, log: (line: string) => void): Promise<ResolvedConfig> {
+export async function seed(pool: pg.Pool, rows: number, eventsEach: number, log: (line: string) => void): Promise<ResolvedConfig> {
   await pool.query(`DROP TABLE IF EXISTS verify_large`);
   await pool.query(`CREATE TABLE verify_large (id bigint PRIMARY KEY, owner text NOT NULL, balance numeric(12,2) NOT NULL, opened_at timestamptz NOT NULL)`);
   await pool.query(
@@ -54,6 +54,11 @@ async function seed(pool: pg.Pool, rows: number, eventsEach: number, log: (line:
   await pool.query('VACUUM ANALYZE verify_large');
   await pool.query('VACUUM ANALYZE hindsight.events');
   await pool.query('VACUUM ANALYZE hindsight.heads');
+  return verifyLargeConfig();
+}
+
+/** The seeded type's declaration: a column map, no projector. */
+export function verifyLargeConfig(): ResolvedConfig {
   return resolveConfig({
     aggregates: [
       {
