@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { createHindsight } from '../../src/hindsight.js';
 import { defineEvent } from '../../src/events/defineEvent.js';
 import { migrate } from '../../src/store/migrate.js';
-import { closedLoop, fmt, stats, type BenchArgs, type Stats } from './harness.js';
+import { closedLoop, fmt, stats, stopChild, type BenchArgs, type Stats } from './harness.js';
 import { startUpdaterProcess } from './updaterLag.js';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -242,12 +242,7 @@ async function startListenerProcess(url: string, config: ResolvedConfig, json: u
   const child = spawn(process.execPath, [bin, 'listen', '--config', file, '--database-url', url], { stdio: ['ignore', 'ignore', 'inherit'] });
   return {
     async stop() {
-      if (child.exitCode === null) {
-        await new Promise<void>((resolve) => {
-          child.once('exit', () => resolve());
-          child.kill('SIGTERM');
-        });
-      }
+      await stopChild(child);
       const client = new pg.Client(url);
       await client.connect();
       await teardownReplication(toSql(client), config, { force: true }).catch(() => undefined);

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,6 +6,15 @@ import pg from 'pg';
 import { startEmbeddedServer, stopEmbeddedServer } from '../../src/db/embedded/server.js';
 
 /** Shared pieces of the benchmarks: a server, timed closed-loop runs, medians and a machine line. */
+
+/** Sends SIGTERM to a benchmark's child process (a listener, an updater) and waits for it to exit. */
+export function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
 
 export interface BenchServer {
   url: string;

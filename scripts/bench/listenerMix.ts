@@ -8,7 +8,7 @@ import pg from 'pg';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/resolve.js';
 import { runListener } from '../../src/replication/listener.js';
 import { parseLsn } from '../../src/replication/pgoutput.js';
-import { fmt } from './harness.js';
+import { fmt, stopChild } from './harness.js';
 import { peakRssMiB } from './memory.js';
 import { freshReplicationBench, rawDecode } from './listener.js';
 
@@ -178,10 +178,7 @@ export async function benchListenerMix(url: string, log: (line: string) => void,
     sampling = false;
     await sampler;
     const listenerPeakRssMiB = peakRssMiB(listener.pid);
-    await new Promise<void>((resolve) => {
-      listener.once('exit', () => resolve());
-      listener.kill('SIGTERM');
-    });
+    await stopChild(listener);
     const listenerTps = (eventsAtStop - eventsBefore) / 3 / loadSeconds;
     log(`  load ${fmt(loadTps)} tx/s; listener ${fmt(listenerTps)} source tx/s during it; behind by at most ${fmt(maxLagBytes / 1024)} KiB / ${maxLagSeconds.toFixed(1)} s; drained ${drainSeconds.toFixed(1)} s after the load stopped`);
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../../src/store/migrate.js';
-import { fmt } from './harness.js';
+import { fmt, stopChild } from './harness.js';
 import { listenerConfigInput, prepare as prepareListener, writeBacklog } from './listener.js';
 import { checkpointLsn, cut, waitFor } from './listenerMix.js';
 import { peakRssMiB } from './memory.js';
@@ -56,11 +56,7 @@ async function listenerDrain(url: string, transactions: number, log: (line: stri
     log(`  listener drained ${fmt(transactions)} transactions in ${((performance.now() - started) / 1000).toFixed(1)} s, peak RSS ${peak.toFixed(0)} MiB`);
     return peak;
   } finally {
-    await new Promise<void>((resolve) => {
-      if (listener.exitCode !== null) return resolve();
-      listener.once('exit', () => resolve());
-      listener.kill('SIGTERM');
-    });
+    await stopChild(listener);
     await admin.end();
     await fsp.rm(dir, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@ import { defineProjector } from '../../src/projection/defineProjector.js';
 import { history } from '../../src/projection/history.js';
 import { project } from '../../src/projection/project.js';
 import { migrate } from '../../src/store/migrate.js';
+import { saveCheckpoint } from '../../src/store/checkpoints.js';
 import { storeTables } from '../../src/store/tables.js';
 import { createUpdater } from '../../src/readmodel/updater.js';
 import { closedLoop, fmt } from './harness.js';
@@ -65,13 +66,12 @@ export interface ScaleRow {
  * the log, where a keeping-up updater would be, and only its lag on new events is measured.
  */
 async function caughtUpToEnd(pool: pg.Pool): Promise<void> {
-  const subscriber = benchConfig().readModels.get('account_balances')!.subscriber;
-  await pool.query(
-    `UPDATE hindsight.checkpoints c SET transaction_id = e.transaction_id, global_position = e.global_position
-     FROM (SELECT transaction_id, global_position FROM hindsight.events ORDER BY transaction_id DESC, global_position DESC LIMIT 1) e
-     WHERE c.subscriber = $1::text AND (c.transaction_id, c.global_position) < (e.transaction_id, e.global_position)`,
-    [subscriber],
+  const sql = toSql(pool);
+  const [end] = await sql.query<{ transaction_id: string; global_position: string }>(
+    `SELECT transaction_id::text, global_position::text FROM ${tables.events} ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
   );
+  const subscriber = benchConfig().readModels.get('account_balances')!.subscriber;
+  await saveCheckpoint(sql, tables, subscriber, { transactionId: end!.transaction_id, globalPosition: Number(end!.global_position) });
 }
 
 /** Adds aggregates [from, to) with EVENTS_EACH events each, one event number at a time. */

@@ -7,7 +7,7 @@ import { projectStatus } from '../../src/readmodel/status.js';
 import { pollUntil } from '../../src/db/pollUntil.js';
 import { toSql } from '../../src/db/queryable.js';
 import { storeTables } from '../../src/store/tables.js';
-import { closedLoop, fmt, stats, type Stats } from './harness.js';
+import { closedLoop, fmt, stats, stopChild, type Stats } from './harness.js';
 import { peakRssMiB } from './memory.js';
 
 /** Starts the bench config's updater in a child process; stop() sends SIGTERM and waits. */
@@ -16,12 +16,7 @@ export function startUpdaterProcess(url: string, options: { service?: boolean } 
   const child = spawn(process.execPath, [script, url, ...(options.service ? ['--service'] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
   return {
     child,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopChild(child),
   };
 }
 
