@@ -15,6 +15,7 @@ import type { ResolvedConfig } from '../../src/config/resolve.js';
 import { toSql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
+import { migrateUnhashed } from './unhashed.js';
 
 /**
  * The cost of capture. Three variants of one service call, over 100,000 accounts:
@@ -24,6 +25,8 @@ import { setupReplication, teardownReplication } from '../../src/replication/set
  *   C  the floor: A plus a plain INSERT of a row of the same width (a copy of the events
  *      table with the same columns and indexes) with a client-supplied sequence
  * B/C is hindsight's own overhead over "one more row and one more round trip".
+ * For app types a fourth variant, U, is B against a store whose chained hash costs nothing
+ * (unhashed.ts): the most that sealing hashes after commit could give B.
  */
 
 const ACCOUNTS = 100_000;
@@ -41,12 +44,16 @@ async function credit(db: Queryable, id: number, amount: number): Promise<number
   return amount;
 }
 
+type Variant = 'a' | 'b' | 'c' | 'u';
+
 export interface CaptureResult {
   clients: number;
   a: Stats;
   b: Stats;
   c: Stats;
-  walPerTx: Record<'a' | 'b' | 'c', number>;
+  /** B without the hash's cost (app types only). */
+  u?: Stats;
+  walPerTx: Partial<Record<Variant, number>>;
   /** With `withUpdater`: B again while the read-model updater runs, in pairs with B alone. */
   updater?: { b: Stats; bWithUpdater: Stats; ratios: number[] };
 }
@@ -69,10 +76,12 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   await admin.query('DROP PUBLICATION IF EXISTS bench_both_legacy, bench_both_legacy_staging');
   await admin.query('DROP TABLE IF EXISTS accounts, bench_reference_events');
   await admin.query('DROP SCHEMA IF EXISTS hindsight CASCADE');
+  await admin.query('DROP SCHEMA IF EXISTS hindsight_unhashed CASCADE');
   await admin.query('DROP SCHEMA IF EXISTS read_models CASCADE');
   await admin.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())`);
   await admin.query(`INSERT INTO accounts (id) SELECT g FROM generate_series(1, ${ACCOUNTS}) g`);
   await migrate({ connectionString: url });
+  const unhashedSchema = options.both ? undefined : await migrateUnhashed(url);
   await admin.query(`CREATE TABLE bench_reference_events (LIKE hindsight.events INCLUDING ALL)`);
   await admin.query('VACUUM ANALYZE accounts');
   await admin.end();
@@ -83,8 +92,14 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
     ...(options.both ? { replication } : {}),
     aggregates: [{ ...declaration, events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))] }],
   });
+  const unhashed = unhashedSchema
+    ? createHindsight({ schema: unhashedSchema, aggregates: [{ ...declaration, events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))] }] })
+    : undefined;
   const listener = options.both ? await startListenerProcess(url, hs.config, { replication, aggregates: [declaration] }, log) : undefined;
   const recordedCredit = hs.wrap(credit, {
+    events: (_result, id, amount) => ({ aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] }),
+  });
+  const unhashedCredit = unhashed?.wrap(credit, {
     events: (_result, id, amount) => ({ aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] }),
   });
   const metadata = JSON.stringify({ actor: 'bench', reason: 'benchmark' });
@@ -105,6 +120,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
       }
     },
     b: (pool: pg.Pool) => hs.withContext({ actor: 'bench', reason: 'benchmark' }, () => recordedCredit(pool, account(), 1)),
+    u: (pool: pg.Pool) => unhashed!.withContext({ actor: 'bench', reason: 'benchmark' }, () => unhashedCredit!(pool, account(), 1)),
     c: async (pool: pg.Pool) => {
       const client = await pool.connect();
       try {
@@ -135,19 +151,20 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   const results: CaptureResult[] = [];
   try {
   for (const clients of args.clients) {
-    const samples: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
-    const wal: Record<'a' | 'b' | 'c', number[]> = { a: [], b: [], c: [] };
+    const names: Variant[] = unhashed ? ['a', 'b', 'c', 'u'] : ['a', 'b', 'c'];
+    const samples: Record<Variant, number[]> = { a: [], b: [], c: [], u: [] };
+    const wal: Record<Variant, number[]> = { a: [], b: [], c: [], u: [] };
     const pool = () => new pg.Pool({ connectionString: url, max: clients });
-    const pools = { a: pool(), b: pool(), c: pool() };
+    const pools = Object.fromEntries(names.map((name) => [name, pool()])) as Record<Variant, pg.Pool>;
     let paired: CaptureResult['updater'];
     try {
       // warm every pool's connections and prepared statements
       for (const [name, pool] of Object.entries(pools)) {
-        await closedLoop(clients, 1, () => variants[name as 'a' | 'b' | 'c'](pool));
+        await closedLoop(clients, 1, () => variants[name as Variant](pool));
       }
       for (let round = 0; round < args.runs; round++) {
         // interleaved, rotating the order so no variant always runs first (or on a warmer cache)
-        const order = (['a', 'b', 'c'] as const).map((_, k, all) => all[(k + round) % all.length]!);
+        const order = names.map((_, k, all) => all[(k + round) % all.length]!);
         for (const name of order) {
           const walBefore = await walPosition(pools.a);
           const rate = await closedLoop(clients, args.seconds, () => variants[name](pools[name]));
@@ -186,7 +203,8 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
       a: stats(samples.a),
       b: stats(samples.b),
       c: stats(samples.c),
-      walPerTx: { a: stats(wal.a).median, b: stats(wal.b).median, c: stats(wal.c).median },
+      ...(unhashed ? { u: stats(samples.u) } : {}),
+      walPerTx: Object.fromEntries(names.map((name) => [name, stats(wal[name]).median])),
       ...(paired ? { updater: paired } : {}),
     });
   }
@@ -202,8 +220,13 @@ async function pausableUpdater(url: string, service: boolean): Promise<{ pause()
   const process = startUpdaterProcess(url, { service });
   const status = new pg.Client(url);
   await status.connect();
+  let exited: string | undefined;
+  process.child.once('exit', (code, signal) => {
+    exited = `the bench's updater process exited (code ${code}, signal ${signal})`;
+  });
   const caughtUp = async () => {
     for (;;) {
+      if (exited) throw new Error(exited);
       const { rows } = await status.query<{ behind: boolean }>(
         `SELECT EXISTS (SELECT 1 FROM hindsight.events e
                         WHERE (e.transaction_id, e.global_position) >
@@ -255,13 +278,20 @@ async function startListenerProcess(url: string, config: ResolvedConfig, json: u
 export function captureTable(results: CaptureResult[]): string {
   const cell = (s: Stats) => `${fmt(s.median)} (${fmt(s.min)}-${fmt(s.max)})`;
   const pct = (x: number, y: number) => `${((x / y) * 100).toFixed(1)}%`;
-  const lines = [
-    '| clients | A bare legacy tx/s | B wrapped + append tx/s | C + plain insert (floor) tx/s | B/C (target ≥ 95%) | B/A | WAL bytes/tx A / B / C |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
-  ];
+  const withU = results.some((r) => r.u);
+  const lines = withU
+    ? [
+        '| clients | A bare legacy tx/s | B wrapped + append tx/s | C + plain insert (floor) tx/s | B/C (target ≥ 95%) | B/A | U: B with no hash cost tx/s | U/C | WAL bytes/tx A / B / C / U |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ]
+    : [
+        '| clients | A bare legacy tx/s | B wrapped + append tx/s | C + plain insert (floor) tx/s | B/C (target ≥ 95%) | B/A | WAL bytes/tx A / B / C |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
+      ];
   for (const r of results) {
-    const wal = `${fmt(r.walPerTx.a)} / ${fmt(r.walPerTx.b)} / ${fmt(r.walPerTx.c)}`;
-    lines.push(`| ${r.clients} | ${cell(r.a)} | ${cell(r.b)} | ${cell(r.c)} | ${pct(r.b.median, r.c.median)} | ${pct(r.b.median, r.a.median)} | ${wal} |`);
+    const wal = (withU ? (['a', 'b', 'c', 'u'] as const) : (['a', 'b', 'c'] as const)).map((name) => fmt(r.walPerTx[name] ?? NaN)).join(' / ');
+    const u = withU && r.u ? ` ${cell(r.u)} | ${pct(r.u.median, r.c.median)} |` : '';
+    lines.push(`| ${r.clients} | ${cell(r.a)} | ${cell(r.b)} | ${cell(r.c)} | ${pct(r.b.median, r.c.median)} | ${pct(r.b.median, r.a.median)} |${u} ${wal} |`);
   }
   return lines.join('\n');
 }

@@ -9,6 +9,7 @@ import { migrate } from '../../src/store/migrate.js';
 import { toSql } from '../../src/db/queryable.js';
 import { fmt, stats, type Stats } from './harness.js';
 import type { LagBench } from './updaterLag.js';
+import { migrateUnhashed, UNHASHED_SCHEMA } from './unhashed.js';
 
 /**
  * The listener: draining a backlog of single-row update transactions beside a bare
@@ -25,8 +26,9 @@ export const listenerConfigInput = {
   aggregates: [{ type: 'account', table: 'bench_accounts', key: { column: 'id', type: 'integer' }, capture: 'listener' as const }],
 };
 
-function listenerConfig(): ResolvedConfig {
-  return resolveConfig(listenerConfigInput);
+/** With `unhashed`, the store is one whose chained hash costs nothing (unhashed.ts). */
+function listenerConfig(unhashed = false): ResolvedConfig {
+  return resolveConfig(unhashed ? { ...listenerConfigInput, schema: UNHASHED_SCHEMA } : listenerConfigInput);
 }
 
 /**
@@ -40,8 +42,9 @@ export async function freshReplicationBench(url: string, config: ResolvedConfig,
   try {
     await teardownReplication(toSql(client), config).catch(() => undefined);
     await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'bench_%' AND NOT active`);
-    await client.query(`DROP SCHEMA IF EXISTS hindsight CASCADE; DROP TABLE IF EXISTS ${tables.join(', ')}`);
-    await migrate({ connectionString: url });
+    await client.query(`DROP SCHEMA IF EXISTS hindsight CASCADE; DROP SCHEMA IF EXISTS ${UNHASHED_SCHEMA} CASCADE; DROP TABLE IF EXISTS ${tables.join(', ')}`);
+    if (config.schema === UNHASHED_SCHEMA) await migrateUnhashed(url);
+    else await migrate({ connectionString: url });
     await create(client);
   } finally {
     await client.end();
@@ -51,8 +54,8 @@ export async function freshReplicationBench(url: string, config: ResolvedConfig,
   return config;
 }
 
-export function prepare(url: string): Promise<ResolvedConfig> {
-  return freshReplicationBench(url, listenerConfig(), ['bench_accounts'], async (client) => {
+export function prepare(url: string, unhashed = false): Promise<ResolvedConfig> {
+  return freshReplicationBench(url, listenerConfig(unhashed), ['bench_accounts'], async (client) => {
     await client.query(`CREATE TABLE bench_accounts (id int PRIMARY KEY, balance bigint NOT NULL, note text)`);
     await client.query(`INSERT INTO bench_accounts SELECT g, 0, 'account ' || g FROM generate_series(1, ${ROWS}) g`);
   });
@@ -112,8 +115,8 @@ export interface DrainBench {
   listenerChangesPerSecond: number;
 }
 
-export async function benchDrain(url: string, log: (line: string) => void, transactions = 200_000, width = 1): Promise<DrainBench> {
-  const config = await prepare(url);
+export async function benchDrain(url: string, log: (line: string) => void, transactions = 200_000, width = 1, options: { unhashed?: boolean } = {}): Promise<DrainBench> {
+  const config = await prepare(url, options.unhashed);
   const admin = new pg.Client(url);
   await admin.connect();
   // The bare consumer's slot starts where the listener's checkpoint is: both see the same backlog.

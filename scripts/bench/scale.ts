@@ -74,13 +74,18 @@ async function caughtUpToEnd(pool: pg.Pool): Promise<void> {
   await saveCheckpoint(sql, tables, subscriber, { transactionId: end!.transaction_id, globalPosition: Number(end!.global_position) });
 }
 
-/** Adds aggregates [from, to) with EVENTS_EACH events each, one event number at a time. */
-async function grow(pool: pg.Pool, from: number, to: number, log: (line: string) => void): Promise<void> {
+/**
+ * Adds aggregates [from, to) with EVENTS_EACH events each, one event number at a time. Their
+ * ids are time-ordered, as hindsight's own appends make them (src/store/eventId.ts), with the
+ * server's uuidv7() where it has one (PostgreSQL 18); older servers get random ids, which
+ * measure a log written before ids were time-ordered.
+ */
+async function grow(pool: pg.Pool, from: number, to: number, eventId: string, log: (line: string) => void): Promise<void> {
   const started = performance.now();
   for (let s = 1; s <= EVENTS_EACH; s++) {
     await pool.query(
-      `INSERT INTO hindsight.events (aggregate_type, aggregate_id, sequence, event_type, payload, hash, source, occurred_at)
-       SELECT 'sacct', g::text, $3::int, 'sacct.credited', jsonb_build_object('amount', $3::int), sha256('x'::bytea), 'app',
+      `INSERT INTO hindsight.events (event_id, aggregate_type, aggregate_id, sequence, event_type, payload, hash, source, occurred_at)
+       SELECT ${eventId}, 'sacct', g::text, $3::int, 'sacct.credited', jsonb_build_object('amount', $3::int), sha256('x'::bytea), 'app',
               timestamptz '2026-01-01' + $3::int * interval '1 day' + (g % 86400) * interval '1 second'
        FROM generate_series($1::bigint, $2::bigint - 1) g`,
       [from, to, s],
@@ -117,8 +122,11 @@ export async function benchScale(url: string, log: (line: string) => void, sizes
     const sample = Array.from({ length: SAMPLE }, (_, i) => 1 + ((i * 7919) % (sizes[0]! / EVENTS_EACH)));
     // The read-model tables and the updater's checkpoint, before the log grows.
     await createUpdater(benchConfig(), { connectionString: url }).runOnce();
+    const [{ version }] = (await pool.query<{ version: number }>(`SELECT current_setting('server_version_num')::int AS version`)).rows as [{ version: number }];
+    const eventId = version >= 180000 ? 'uuidv7()' : 'gen_random_uuid()';
+    log(`  seeded event ids: ${eventId}`);
     for (const size of sizes) {
-      await grow(pool, aggregates + 1, size / EVENTS_EACH + 1, log);
+      await grow(pool, aggregates + 1, size / EVENTS_EACH + 1, eventId, log);
       aggregates = size / EVENTS_EACH;
       // The same sampled aggregates at every size: read, as of the 5th day, and their history over days 3 to 7.
       const ref = (id: number) => byKey(aggregate.key, keyParameters('sacct', aggregate.key, id));

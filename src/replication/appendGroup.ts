@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { AggregateType } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
@@ -6,6 +5,7 @@ import { toSql, type Sql } from '../db/queryable.js';
 import { inTransaction } from '../db/transaction.js';
 import { DatabaseError } from '../errors.js';
 import { appendMany, type TypedRow } from '../store/appendMany.js';
+import { newEventId } from '../store/eventId.js';
 import type { StoreTables } from '../store/tables.js';
 import { decodePgoutput, formatLsn, parseLsn, pgTimestampToIso, type PgoutputMessage, type Relation } from './pgoutput.js';
 import { rowEvents, type RowChange, type RowEvent } from './rowEvents.js';
@@ -115,7 +115,7 @@ export async function appendGroup(
             await push({
               aggregate,
               key: event.key,
-              eventId: randomUUID(),
+              eventId: newEventId(),
               type: event.type,
               schemaVersion: aggregate.events.get(event.type)?.version ?? 1,
               payload: JSON.stringify(event.payload),

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { AggregateType, ResolvedConfig } from '../config/resolve.js';
 import { describeDatabaseError } from '../db/describeError.js';
@@ -9,6 +8,7 @@ import { DatabaseError, UsageError } from '../errors.js';
 import type { ManyRow } from '../store/appendMany.js';
 import { appendOpening } from '../store/appendOpening.js';
 import { appendEvents } from '../store/appendEvents.js';
+import { newEventId } from '../store/eventId.js';
 import { isConcurrencyError } from '../errors.js';
 import { storeTables, type StoreTables } from '../store/tables.js';
 import { listenerTypes } from './setup.js';
@@ -199,7 +199,7 @@ async function importType(
     await inTransaction(writer, async (client) => {
       const events = page.map((row): ManyRow => ({
         key: row.keys,
-        eventId: randomUUID(),
+        eventId: newEventId(),
         type: `${type.tableLabel}.imported`,
         schemaVersion: type.events.get(`${type.tableLabel}.imported`)?.version ?? 1,
         payload: JSON.stringify({ after: Object.fromEntries(columns.map((name, i) => [name, row.values[i]!])) }),

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { AggregateType } from '../config/resolve.js';
 import { canonicalKeySql, displayId, keyParameters } from '../db/canonicalKey.js';
 import type { Sql } from '../db/queryable.js';
@@ -8,6 +7,7 @@ import { toJsonText } from '../events/json.js';
 import { toTimestampParam } from '../time.js';
 import type { AggregateIdInput, EventMetadata, ExpectedVersion } from '../types.js';
 import { appendEvents, rowArrays, type AppendRow } from './appendEvents.js';
+import { newEventId } from './eventId.js';
 import type { StoreTables } from './tables.js';
 
 export interface NewEvent {
@@ -82,7 +82,7 @@ export function prepareRows(aggregate: AggregateType, events: readonly NewEvent[
       throw new ValidationError(`${at}.eventId must be a UUID, got ${JSON.stringify(event.eventId)}`, { path: `${at}.eventId` });
     }
     return {
-      eventId: event.eventId ?? randomUUID(),
+      eventId: event.eventId ?? newEventId(),
       type: definition.type,
       schemaVersion: definition.version,
       payload: toJsonText(payload, `${at}.payload`),

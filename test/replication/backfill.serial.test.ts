@@ -129,6 +129,10 @@ describe('baseline backfill', () => {
       WHERE (f.event_type = 'items.deleted') IS DISTINCT FROM (i.id IS NULL)
          OR (i.id IS NOT NULL AND f.payload->'after'->>'qty' IS DISTINCT FROM i.qty::text)`);
     expect(diff).toEqual([]);
+
+    // The import's and the stream's events both have time-ordered (v7) ids.
+    const { rows: versions } = await db.pool.query(`SELECT DISTINCT substr(event_id::text, 15, 1) AS version FROM hindsight.events WHERE aggregate_type = 'item'`);
+    expect(versions).toEqual([{ version: '7' }]);
   });
 
   test('a second backfill of the same slot does nothing; a new type on a streaming slot is refused with the reason', async () => {
