@@ -15,7 +15,7 @@ import type { ResolvedConfig } from '../../src/config/resolve.js';
 import { toSql } from '../../src/db/queryable.js';
 import { backfill } from '../../src/replication/backfill.js';
 import { setupReplication, teardownReplication } from '../../src/replication/setup.js';
-import { migrateUnhashed } from './unhashed.js';
+import { migrateUnhashed, UNHASHED_SCHEMA } from './unhashed.js';
 
 /**
  * The cost of capture. Three variants of one service call, over 100,000 accounts:
@@ -76,7 +76,7 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
   await admin.query('DROP PUBLICATION IF EXISTS bench_both_legacy, bench_both_legacy_staging');
   await admin.query('DROP TABLE IF EXISTS accounts, bench_reference_events');
   await admin.query('DROP SCHEMA IF EXISTS hindsight CASCADE');
-  await admin.query('DROP SCHEMA IF EXISTS hindsight_unhashed CASCADE');
+  await admin.query(`DROP SCHEMA IF EXISTS ${UNHASHED_SCHEMA} CASCADE`);
   await admin.query('DROP SCHEMA IF EXISTS read_models CASCADE');
   await admin.query(`CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())`);
   await admin.query(`INSERT INTO accounts (id) SELECT g FROM generate_series(1, ${ACCOUNTS}) g`);
@@ -88,20 +88,15 @@ export async function benchCapture(url: string, args: BenchArgs, log: (line: str
 
   const declaration = { type: 'account', table: 'accounts', key: { column: 'id', type: 'bigint' }, ...(options.both ? { capture: 'both' as const } : {}) };
   const replication = { slot: 'bench_both', publication: 'bench_both_legacy' };
-  const hs = createHindsight({
-    ...(options.both ? { replication } : {}),
-    aggregates: [{ ...declaration, events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))] }],
-  });
-  const unhashed = unhashedSchema
-    ? createHindsight({ schema: unhashedSchema, aggregates: [{ ...declaration, events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))] }] })
-    : undefined;
+  const aggregates = [{ ...declaration, events: [defineEvent('account.credited', z.object({ amount: z.number().int() }))] }];
+  const hs = createHindsight({ ...(options.both ? { replication } : {}), aggregates });
+  const unhashed = unhashedSchema ? createHindsight({ schema: unhashedSchema, aggregates }) : undefined;
   const listener = options.both ? await startListenerProcess(url, hs.config, { replication, aggregates: [declaration] }, log) : undefined;
-  const recordedCredit = hs.wrap(credit, {
-    events: (_result, id, amount) => ({ aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] }),
-  });
-  const unhashedCredit = unhashed?.wrap(credit, {
-    events: (_result, id, amount) => ({ aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] }),
-  });
+  const creditEvent = {
+    events: (_result: number, id: number, amount: number) => ({ aggregateType: 'account', aggregateId: id, events: [{ type: 'account.credited', payload: { amount } }] }),
+  };
+  const recordedCredit = hs.wrap(credit, creditEvent);
+  const unhashedCredit = unhashed?.wrap(credit, creditEvent);
   const metadata = JSON.stringify({ actor: 'bench', reason: 'benchmark' });
   const hash = randomBytes(32);
   const account = () => 1 + Math.floor(Math.random() * ACCOUNTS);
