@@ -92,6 +92,7 @@ export async function benchUpdaterLag(url: string, log: (line: string) => void, 
     };
     const at = (lags: number[], q: number) => lags[Math.min(lags.length - 1, Math.floor(q * lags.length))] ?? Number.NaN;
     const lags = await measured();
+    if (lags.length === 0) throw new Error(`bench: the updater applied none of the ${total} events within a second of the last (is it scanning other types' events from an old checkpoint?)`);
     // Lone events: a batch of fewer than 5 is followed by the idle poll, not the gathering
     // pause, so each should be read within tens of milliseconds.
     await admin.query('TRUNCATE bench_lag');

@@ -17,7 +17,7 @@ export interface ReadModelStatus {
   checkpoint: SubscriberCheckpoint | null;
   /** Events of its type after the checkpoint (visible or not yet), and how long the oldest has waited. */
   lag: { events: number; seconds: number };
-  /** The newest event of its type. */
+  /** The newest event of its type that it has not applied (its highest position, and the latest recording time among them); null when caught up. */
   head: { globalPosition: number; recordedAt: string } | null;
   lease: LeaseHolder | null;
 }
@@ -51,16 +51,15 @@ export async function projectStatus(sql: Sql, tables: StoreTables, config: Resol
   for (const model of models) {
     const checkpoint = checkpoints.get(model.subscriber) ?? null;
     const position = checkpoint?.position ?? { transactionId: '0', globalPosition: 0 };
-    const [lag] = await sql.query<{ events: string; seconds: string | null }>(
-      `SELECT count(*)::text AS events, extract(epoch FROM now() - min(e.recorded_at))::text AS seconds
+    // One range read from the checkpoint: the newest event of the type is looked for only
+    // among those it has not applied, as looking before the checkpoint would walk back
+    // through every other type's events (seconds on a log of 10,000,000).
+    const [lag] = await sql.query<{ events: string; seconds: string | null; newest: string | null; recorded_at: string | null }>(
+      `SELECT count(*)::text AS events, extract(epoch FROM now() - min(e.recorded_at))::text AS seconds,
+              max(e.global_position)::text AS newest, ${utcMicros('max(e.recorded_at)')} AS recorded_at
        FROM ${tables.events} e
        WHERE e.aggregate_type = $1::text AND (e.transaction_id, e.global_position) > ($2::xid8, $3::bigint)`,
       [model.aggregateType, position.transactionId, String(position.globalPosition)],
-    );
-    const [head] = await sql.query<{ global_position: string; recorded_at: string }>(
-      `SELECT e.global_position::text AS global_position, ${utcMicros('e.recorded_at')} AS recorded_at
-       FROM ${tables.events} e WHERE e.aggregate_type = $1::text ORDER BY e.global_position DESC LIMIT 1`,
-      [model.aggregateType],
     );
     const lease = leases.get(model.subscriber) ?? null;
     const events = Number(lag!.events);
@@ -92,7 +91,7 @@ export async function projectStatus(sql: Sql, tables: StoreTables, config: Resol
       reason,
       checkpoint,
       lag: { events, seconds },
-      head: head ? { globalPosition: Number(head.global_position), recordedAt: head.recorded_at } : null,
+      head: lag!.newest !== null ? { globalPosition: Number(lag!.newest), recordedAt: lag!.recorded_at! } : null,
       lease,
     });
   }
