@@ -1,10 +1,11 @@
 import { beforeAll, expect, test } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
-import { toSql, type Sql } from '../../src/db/queryable.js';
+import { toSql } from '../../src/db/queryable.js';
 import { createHindsight } from '../../src/hindsight.js';
 import { createUpdater } from '../../src/readmodel/updater.js';
 import { projectStatus } from '../../src/readmodel/status.js';
 import { storeTables } from '../../src/store/tables.js';
+import { capturingSql } from '../helpers/capturingSql.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
 
@@ -39,18 +40,7 @@ beforeAll(async () => {
 
 /** Every statement projectStatus sends, with the rows its plan read from the events table (returned plus filtered out). */
 async function eventsRowsRead(): Promise<number[]> {
-  const captured: Array<{ text: string; values: readonly unknown[] }> = [];
-  const sql: Sql = {
-    rawText: false,
-    async query(text, values = []) {
-      captured.push({ text, values });
-      return (await db.pool.query(text, [...values])).rows;
-    },
-    async rows(text, values = []) {
-      captured.push({ text, values });
-      return (await db.pool.query({ text, values: [...values], rowMode: 'array' })).rows;
-    },
-  };
+  const { sql, captured } = capturingSql(db.pool);
   await projectStatus(sql, tables, config, ['account_balances']);
   const read: number[] = [];
   for (const { text, values } of captured) {

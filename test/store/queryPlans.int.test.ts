@@ -7,6 +7,7 @@ import { prepareRows } from '../../src/store/append.js';
 import { readAggregate, readHead, sequenceAsOf } from '../../src/store/readAggregate.js';
 import { readAll } from '../../src/store/readAll.js';
 import { storeTables } from '../../src/store/tables.js';
+import { capturingSql } from '../helpers/capturingSql.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, testConfig } from '../helpers/fixtures.js';
 
@@ -28,24 +29,7 @@ beforeAll(async () => {
   await db.pool.query('ANALYZE hindsight.events; ANALYZE hindsight.heads');
 });
 
-/** Runs the library's real queries, keeping their SQL and values to EXPLAIN them. */
-function capturing(): { sql: Sql; captured: Array<{ text: string; values: readonly unknown[] }> } {
-  const captured: Array<{ text: string; values: readonly unknown[] }> = [];
-  return {
-    captured,
-    sql: {
-      rawText: false,
-      async query(text, values = []) {
-        captured.push({ text, values });
-        return (await db.pool.query(text, [...values])).rows;
-      },
-      async rows(text, values = []) {
-        captured.push({ text, values });
-        return (await db.pool.query({ text, values: [...values], rowMode: 'array' })).rows;
-      },
-    },
-  };
-}
+const capturing = () => capturingSql(db.pool);
 
 /** The scan node types on hindsight's events and heads tables in the plan of `text`. */
 async function scansOf(text: string, values: readonly unknown[]): Promise<string[]> {
