@@ -5,7 +5,7 @@ import { createHindsight } from '../../src/hindsight.js';
 import { createUpdater } from '../../src/readmodel/updater.js';
 import { projectStatus } from '../../src/readmodel/status.js';
 import { storeTables } from '../../src/store/tables.js';
-import { capturingSql } from '../helpers/capturingSql.js';
+import { capturingSql, planNodes } from '../helpers/capturingSql.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, readModelConfig } from '../helpers/fixtures.js';
 
@@ -45,14 +45,8 @@ async function eventsRowsRead(): Promise<number[]> {
   const read: number[] = [];
   for (const { text, values } of captured) {
     if (!text.includes(tables.events)) continue;
-    const { rows } = await db.pool.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, [...values]);
-    let total = 0;
-    const walk = (node: Record<string, unknown>) => {
-      if (node['Relation Name'] === 'events') total += Number(node['Actual Rows'] ?? 0) + Number(node['Rows Removed by Filter'] ?? 0);
-      for (const child of (node.Plans as Array<Record<string, unknown>> | undefined) ?? []) walk(child);
-    };
-    walk((rows[0]['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0]!.Plan);
-    read.push(total);
+    const onEvents = (await planNodes(db.pool, text, values, { analyze: true })).filter((node) => node['Relation Name'] === 'events');
+    read.push(onEvents.reduce((sum, node) => sum + Number(node['Actual Rows'] ?? 0) + Number(node['Rows Removed by Filter'] ?? 0), 0));
   }
   return read;
 }

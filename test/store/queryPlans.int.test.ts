@@ -7,7 +7,7 @@ import { prepareRows } from '../../src/store/append.js';
 import { readAggregate, readHead, sequenceAsOf } from '../../src/store/readAggregate.js';
 import { readAll } from '../../src/store/readAll.js';
 import { storeTables } from '../../src/store/tables.js';
-import { capturingSql } from '../helpers/capturingSql.js';
+import { capturingSql, planNodes } from '../helpers/capturingSql.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { prepareStore, testConfig } from '../helpers/fixtures.js';
 
@@ -29,21 +29,13 @@ beforeAll(async () => {
   await db.pool.query('ANALYZE hindsight.events; ANALYZE hindsight.heads');
 });
 
-const capturing = () => capturingSql(db.pool);
-
 /** The scan node types on hindsight's events and heads tables in the plan of `text`. */
 async function scansOf(text: string, values: readonly unknown[]): Promise<string[]> {
   const client = await db.pool.connect();
   try {
     await client.query('BEGIN'); // EXPLAIN of a data-modifying statement plans it without running it; roll back anyway
-    const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${text}`, [...values]);
-    const scans: string[] = [];
-    const walk = (node: Record<string, unknown>) => {
-      if (node['Relation Name'] === 'events' || node['Relation Name'] === 'heads') scans.push(String(node['Node Type']));
-      for (const child of (node.Plans as Array<Record<string, unknown>> | undefined) ?? []) walk(child);
-    };
-    walk((rows[0]['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0]!.Plan);
-    return scans;
+    const nodes = await planNodes(client, text, values);
+    return nodes.filter((node) => node['Relation Name'] === 'events' || node['Relation Name'] === 'heads').map((node) => String(node['Node Type']));
   } finally {
     await client.query('ROLLBACK');
     client.release();
@@ -73,7 +65,7 @@ const cases: Array<readonly [string, (sql: Sql) => Promise<unknown>]> = [
 ];
 
 test.each(cases)('on 200,000 events, %s scans neither the events nor the heads table sequentially', async (_name, run) => {
-  const { sql, captured } = capturing();
+  const { sql, captured } = capturingSql(db.pool);
   await run(sql);
   expect(captured.length).toBeGreaterThan(0);
   for (const { text, values } of captured) {
